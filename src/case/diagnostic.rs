@@ -1,0 +1,111 @@
+//! Errors about a case or topology file, each pointing at file:line:col with the source line
+//! and a caret under the problem, the way compilers show them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Location;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole (unreadable, empty).
+    pub line: u64,
+    pub col: u64,
+    pub message: String,
+    /// The source line the caret points into.
+    pub source_line: Option<String>,
+}
+
+impl SourceError {
+    pub fn at(file: &Path, source: &str, loc: Location, message: impl Into<String>) -> Self {
+        let (line, col) = (loc.line(), loc.column());
+        let source_line = (line > 0)
+            .then(|| source.lines().nth((line - 1) as usize).map(str::to_string))
+            .flatten();
+        SourceError {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+            source_line,
+        }
+    }
+
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+        SourceError {
+            file: file.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: message.into(),
+            source_line: None,
+        }
+    }
+
+    /// A serde-saphyr parse error, re-rendered in our format (its own snippet names the file
+    /// `<input>`, and we want one style for all errors).
+    pub fn from_yaml(file: &Path, source: &str, err: &serde_saphyr::Error) -> Self {
+        let message = yaml_message(err);
+        match err.location() {
+            Some(loc) if loc.line() > 0 => SourceError::at(file, source, loc, message),
+            _ => SourceError::whole_file(file, message),
+        }
+    }
+}
+
+/// The bare message of a saphyr error, without its "line L column C:" prefix and snippet.
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    let rendered = err.without_snippet().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.find(": ") {
+        Some(i) if first.starts_with("line ") => &first[i + 2..],
+        _ => first,
+    };
+    first.to_string()
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        if self.line == 0 {
+            return write!(f, "error: {file}: {}", self.message);
+        }
+        writeln!(
+            f,
+            "error: {file}:{}:{}: {}",
+            self.line, self.col, self.message
+        )?;
+        if let Some(src) = &self.source_line {
+            let gutter = self.line.to_string();
+            let pad = " ".repeat(gutter.len());
+            let caret_at: String = src
+                .chars()
+                .take(self.col.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{gutter} | {src}")?;
+            write!(f, "{pad} | {caret_at}^")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the errors found in one file; the case is not run, the rest of the suite is.
+#[derive(Debug, Clone)]
+pub struct CaseErrors(pub Vec<SourceError>);
+
+impl fmt::Display for CaseErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CaseErrors {}

@@ -1,0 +1,128 @@
+//! Finding case files and loading one into a checked `Case`.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use crate::expect::Expectation;
+use crate::topology::{Topology, load_topology, topology_dir};
+
+use super::diagnostic::{CaseErrors, SourceError};
+use super::model::{CaseFile, Family, Step};
+use super::validate::{SysctlSetting, validate};
+
+/// A case ready to run.
+#[derive(Debug)]
+pub struct Case {
+    /// Path under the cases directory without `.yaml`: the test name.
+    pub id: String,
+    pub path: PathBuf,
+    pub source: String,
+    pub name: String,
+    pub description: String,
+    pub topology: Topology,
+    pub families: Vec<Family>,
+    pub sysctls: Vec<SysctlSetting>,
+    pub steps: Vec<Spanned<Step>>,
+    pub expectations: Vec<Expectation>,
+}
+
+/// Every `*.yaml` / `*.yml` below the given paths (files are taken as they are), sorted.
+pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut out = Vec::new();
+    for root in paths {
+        if root.is_file() {
+            let base = root.parent().map(Path::to_path_buf).unwrap_or_default();
+            out.push((base, root.clone()));
+            continue;
+        }
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let p = entry?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    out.push((root.clone(), p));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// The test name of a case file: its path under `root`, without the extension.
+pub fn case_id(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.with_extension("").to_string_lossy().replace('\\', "/")
+}
+
+pub fn load_case(root: &Path, path: &Path) -> Result<Case, CaseErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        CaseErrors(vec![SourceError::whole_file(
+            path,
+            format!("failed to read case file: {e}"),
+        )])
+    })?;
+    load_case_source(root, path, source)
+}
+
+pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case, CaseErrors> {
+    if source.trim().is_empty() {
+        return Err(CaseErrors(vec![SourceError::whole_file(
+            path,
+            "the file is empty",
+        )]));
+    }
+    let file: CaseFile = serde_saphyr::from_str(&source)
+        .map_err(|e| CaseErrors(vec![SourceError::from_yaml(path, &source, &e)]))?;
+    let topo_name = &file.topology;
+    let Some(dir) = topology_dir(path) else {
+        return Err(CaseErrors(vec![SourceError::at(
+            path,
+            &source,
+            topo_name.referenced,
+            "no `namespaces/` directory in this case's directory or above it, so the topology cannot be found",
+        )]));
+    };
+    let topo_path = dir.join(format!("{}.yaml", topo_name.value));
+    if !topo_path.is_file() {
+        let mut known: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.path()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .collect();
+        known.sort();
+        return Err(CaseErrors(vec![SourceError::at(
+            path,
+            &source,
+            topo_name.referenced,
+            format!(
+                "unknown topology `{}`: there is no {} (known: {})",
+                topo_name.value,
+                topo_path.display(),
+                known.join(", ")
+            ),
+        )]));
+    }
+    let topology = load_topology(&topo_path, &topo_name.value)?;
+    let v = validate(&file, path, &source, &topology).map_err(CaseErrors)?;
+    Ok(Case {
+        id: case_id(root, path),
+        path: path.to_path_buf(),
+        name: file.name.value,
+        description: file.description,
+        topology,
+        families: v.families,
+        sysctls: v.sysctls,
+        steps: file.steps,
+        expectations: v.expectations,
+        source,
+    })
+}

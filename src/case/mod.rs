@@ -1,0 +1,17 @@
+//! Case files: the YAML model, loading, and validation with file:line:col diagnostics.
+
+mod compare;
+mod diagnostic;
+mod duration;
+mod entries;
+mod load;
+mod model;
+mod validate;
+
+pub use compare::Comparison;
+pub use diagnostic::{CaseErrors, SourceError};
+pub use duration::CaseDuration;
+pub use entries::Entries;
+pub use load::{Case, case_id, discover, load_case, load_case_source};
+pub use model::*;
+pub use validate::SysctlSetting;

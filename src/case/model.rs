@@ -1,0 +1,381 @@
+//! The case file as written: serde structs with `deny_unknown_fields`, so a misspelt key is an
+//! error at its position rather than a silently ignored option. Positions are kept (`Spanned`)
+//! wherever a later check may need to point back at the source.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::compare::Comparison;
+use super::duration::CaseDuration;
+use super::entries::Entries;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Short human title shown in reports.
+    pub name: Spanned<String>,
+    /// The question the case answers, in a paragraph.
+    pub description: String,
+    /// A topology under `namespaces/` (`pair`, ...).
+    pub topology: Spanned<String>,
+    /// Address families to run the case over; one trial each. Default: `[ipv4]`.
+    #[serde(default)]
+    pub families: Option<Spanned<Vec<Family>>>,
+    /// Per-namespace sysctls, applied inside the case's namespaces before any step runs.
+    #[serde(default)]
+    pub sysctls: Entries<Entries<Spanned<SysctlValue>>>,
+    pub steps: Vec<Spanned<Step>>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// A sysctl value as the kernel reads it: integers and strings ("40000 40009") alike end up as
+/// the text written to /proc/sys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlValue(pub String);
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a string such as \"40000 40009\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SysctlValue, E> {
+                Err(E::custom(format!(
+                    "`{v}` is not a sysctl value: the kernel takes numbers, write {}",
+                    u8::from(v)
+                )))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// One side of a connection: the one that called connect() or the one that accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    pub fn other(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Listen(Listen),
+    CloseListener(CloseListener),
+    Connect(Connect),
+    Reconnect(Reconnect),
+    Close(Close),
+    Send(SendStep),
+    Recv(RecvStep),
+    Sleep(CaseDuration),
+    Sample(Sample),
+    Repeat(Repeat),
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Listen(_) => "listen",
+            Step::CloseListener(_) => "close_listener",
+            Step::Connect(_) => "connect",
+            Step::Reconnect(_) => "reconnect",
+            Step::Close(_) => "close",
+            Step::Send(_) => "send",
+            Step::Recv(_) => "recv",
+            Step::Sleep(_) => "sleep",
+            Step::Sample(_) => "sample",
+            Step::Repeat(_) => "repeat",
+        }
+    }
+
+    /// The label its results are filed under: the explicit `label`, else the step kind.
+    pub fn label(&self) -> Option<&str> {
+        let explicit = match self {
+            Step::Listen(s) => s.label.as_deref(),
+            Step::CloseListener(s) => s.label.as_deref(),
+            Step::Connect(s) => s.label.as_deref(),
+            Step::Reconnect(s) => s.label.as_deref(),
+            Step::Close(s) => s.label.as_deref(),
+            Step::Send(s) => s.label.as_deref(),
+            Step::Recv(s) => s.label.as_deref(),
+            Step::Sample(s) => Some(s.label.as_str()),
+            Step::Sleep(_) | Step::Repeat(_) => return None,
+        };
+        Some(explicit.unwrap_or(self.kind()))
+    }
+}
+
+fn default_listener() -> String {
+    "main".into()
+}
+fn default_conn() -> String {
+    "conn".into()
+}
+fn default_backlog() -> i32 {
+    128
+}
+fn default_connect_timeout() -> CaseDuration {
+    CaseDuration(std::time::Duration::from_secs(3))
+}
+fn default_peer_timeout() -> CaseDuration {
+    CaseDuration(std::time::Duration::from_secs(2))
+}
+fn default_settle() -> CaseDuration {
+    CaseDuration(std::time::Duration::from_secs(1))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Namespace to listen in.
+    pub on: Spanned<String>,
+    /// `any` for the wildcard address, an address literal, or omitted for the namespace's own
+    /// address in the trial's family.
+    #[serde(default)]
+    pub addr: Option<Spanned<String>>,
+    pub port: u16,
+    #[serde(default)]
+    pub reuseaddr: bool,
+    #[serde(default = "default_backlog")]
+    pub backlog: i32,
+    #[serde(default = "default_listener")]
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseListener {
+    #[serde(default = "default_listener")]
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    /// Namespace the client socket is created in.
+    pub from: Spanned<String>,
+    /// Namespace whose address to connect to, or an address literal.
+    pub to: Spanned<String>,
+    pub port: u16,
+    /// bind() to this port before connect(); 0 binds to an ephemeral port chosen at bind time.
+    #[serde(default)]
+    pub local_port: Option<u16>,
+    #[serde(default)]
+    pub reuseaddr: bool,
+    /// IP_BIND_ADDRESS_NO_PORT: bind the address now, let connect() pick the port.
+    #[serde(default)]
+    pub bind_address_no_port: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub timeout: CaseDuration,
+    /// Name of the connection, for later close/send/recv/reconnect steps.
+    #[serde(default = "default_conn")]
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconnect {
+    /// The earlier connection whose 4-tuple and socket options to reuse.
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    #[serde(default = "default_connect_timeout")]
+    pub timeout: CaseDuration,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CloseHow {
+    /// Orderly close(): FIN.
+    Fin,
+    /// SO_LINGER {1, 0}: RST, no TIME_WAIT.
+    Abort,
+    /// SO_LINGER {1, N}: close() blocks up to N seconds for the FIN to be acknowledged.
+    Linger(u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerAction {
+    /// The other side reads until EOF (or an error) and then closes.
+    CloseOnEof,
+    /// The other side does nothing and stays open (CLOSE_WAIT).
+    StayOpen,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Close {
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    /// Which side closes first.
+    pub by: Role,
+    #[serde(default = "default_how")]
+    pub how: CloseHow,
+    #[serde(default = "default_peer")]
+    pub peer: PeerAction,
+    /// How long the peer waits for EOF.
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout: CaseDuration,
+    /// How long to wait for the close handshake to finish (no socket of this connection left
+    /// in FIN_WAIT1, FIN_WAIT2, CLOSING or LAST_ACK) before the next step; not an error if it
+    /// does not.
+    #[serde(default = "default_settle")]
+    pub settle: CaseDuration,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+fn default_how() -> CloseHow {
+    CloseHow::Fin
+}
+fn default_peer() -> PeerAction {
+    PeerAction::CloseOnEof
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendStep {
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    pub by: Role,
+    pub bytes: u64,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecvStep {
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    pub by: Role,
+    /// Read until this many bytes, EOF, an error or the timeout.
+    pub bytes: u64,
+    #[serde(default = "default_peer_timeout")]
+    pub timeout: CaseDuration,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub label: String,
+    /// Take the sample at this time since the first step started (waiting if needed).
+    #[serde(default)]
+    pub at: Option<CaseDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    pub times: u32,
+    /// Stop at the first step that fails (an errno or a timeout).
+    #[serde(default)]
+    pub until_error: bool,
+    pub steps: Vec<Spanned<Step>>,
+}
+
+/// One expectation as written. Exactly one of `result`, `sockets`, `counter` says what is
+/// checked; the other keys must fit it (checked in `validate`, with positions).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// Step results filed under this label.
+    #[serde(default)]
+    pub result: Option<Spanned<String>>,
+    #[serde(default)]
+    pub attempts: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub ok: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub errors: Option<Entries<Spanned<Comparison>>>,
+    #[serde(default)]
+    pub first_error: Option<Spanned<String>>,
+    #[serde(default)]
+    pub all: Option<Spanned<String>>,
+    #[serde(default)]
+    pub duration_ms: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub bytes: Option<Spanned<Comparison>>,
+
+    /// Socket-state count in this namespace.
+    #[serde(default)]
+    pub sockets: Option<Spanned<String>>,
+    #[serde(default)]
+    pub state: Option<Spanned<String>>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub local_port: Option<u16>,
+    #[serde(default)]
+    pub remote_port: Option<u16>,
+    #[serde(default)]
+    pub at: Option<Spanned<String>>,
+    #[serde(default)]
+    pub count: Option<Spanned<Comparison>>,
+
+    /// MIB counter (`TcpExt.TCPTimeWaitOverflow`, `Tcp.OutRsts`, ...) delta over the case.
+    #[serde(default)]
+    pub counter: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ns: Option<Spanned<String>>,
+    #[serde(default)]
+    pub delta: Option<Spanned<Comparison>>,
+
+    /// Why this is expected: shown with the verdict.
+    #[serde(default)]
+    pub why: Option<String>,
+}

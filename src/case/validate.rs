@@ -1,0 +1,476 @@
+//! Checks that need more than the YAML's shape: names that must exist (namespaces, connections,
+//! listeners, labels, samples), sysctl keys, outcome and state names, which expectation keys go
+//! together. Every problem is reported, each at its own position.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use crate::expect::{Check, Expectation, SocketFilter};
+use crate::netns::sysctl;
+use crate::observe::TcpState;
+use crate::scenario::is_outcome_name;
+use crate::topology::{Topology, address_allowed};
+
+use super::diagnostic::SourceError;
+use super::model::{CaseFile, ExpectSpec, Family, Step};
+
+#[derive(Debug, Clone)]
+pub struct SysctlSetting {
+    pub ns: String,
+    pub key: String,
+    pub value: String,
+    pub key_at: Location,
+    pub value_at: Location,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    source: &'a str,
+    topology: &'a Topology,
+    families: &'a [Family],
+    errors: Vec<SourceError>,
+    conns: BTreeSet<String>,
+    listeners: BTreeSet<String>,
+    labels: BTreeSet<String>,
+    samples: BTreeSet<String>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, at: Location, msg: impl Into<String>) {
+        self.errors
+            .push(SourceError::at(self.path, self.source, at, msg));
+    }
+
+    fn namespace(&mut self, ns: &Spanned<String>) {
+        if !self.topology.has_namespace(&ns.value) {
+            let msg = format!(
+                "`{}` is not a namespace of topology `{}` (it has: {})",
+                ns.value,
+                self.topology.name,
+                self.topology.namespaces.join(", ")
+            );
+            self.err(ns.referenced, msg);
+        }
+    }
+
+    /// A namespace name (its own address), `any` where allowed, or an address literal.
+    fn address(&mut self, target: &Spanned<String>, any_ok: bool) {
+        let v = target.value.as_str();
+        if self.topology.has_namespace(v) || (any_ok && v == "any") {
+            return;
+        }
+        match v.parse::<IpAddr>() {
+            Ok(ip) if !address_allowed(ip) => self.err(
+                target.referenced,
+                format!("{ip} is outside the harness's ranges (198.18.0.0/15, fd00::/8): traffic must stay inside the case's namespaces"),
+            ),
+            Ok(ip) => {
+                let family = if ip.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
+                if self.families.iter().any(|f| *f != family) {
+                    self.err(
+                        target.referenced,
+                        format!("{ip} is an {} address but the case also runs over other families: name a namespace instead", family.name()),
+                    );
+                }
+            }
+            Err(_) => self.err(
+                target.referenced,
+                format!(
+                    "`{v}` is neither a namespace of topology `{}` ({}) nor an IP address",
+                    self.topology.name,
+                    self.topology.namespaces.join(", ")
+                ),
+            ),
+        }
+    }
+
+    fn steps(&mut self, steps: &[Spanned<Step>]) {
+        for step in steps {
+            let at = step.referenced;
+            if let Some(label) = step.value.label() {
+                self.labels.insert(label.to_string());
+            }
+            match &step.value {
+                Step::Listen(l) => {
+                    self.namespace(&l.on);
+                    if let Some(a) = &l.addr {
+                        self.address(a, true);
+                    }
+                    self.listeners.insert(l.name.clone());
+                }
+                Step::CloseListener(c) => {
+                    if !self.listeners.contains(&c.name) {
+                        self.err(
+                            at,
+                            format!("no earlier `listen` step is named `{}`", c.name),
+                        );
+                    }
+                }
+                Step::Connect(c) => {
+                    self.namespace(&c.from);
+                    self.address(&c.to, false);
+                    if c.bind_address_no_port && c.local_port.is_some_and(|p| p != 0) {
+                        self.err(at, "bind_address_no_port lets connect() choose the port; it cannot go with a fixed local_port");
+                    }
+                    self.conns.insert(c.name.clone());
+                }
+                Step::Reconnect(r) => self.conn(&r.conn, at),
+                Step::Close(c) => self.conn(&c.conn, at),
+                Step::Send(s) => self.conn(&s.conn, at),
+                Step::Recv(r) => self.conn(&r.conn, at),
+                Step::Sample(s) => {
+                    if s.label == "end" || !self.samples.insert(s.label.clone()) {
+                        self.err(at, format!("sample label `{}` is taken (`end` is the sample made after the last step)", s.label));
+                    }
+                }
+                Step::Sleep(_) => {}
+                Step::Repeat(r) => {
+                    if r.times == 0 {
+                        self.err(at, "repeat needs times >= 1");
+                    }
+                    self.steps(&r.steps);
+                }
+            }
+        }
+    }
+
+    fn conn(&mut self, name: &str, at: Location) {
+        if !self.conns.contains(name) {
+            self.err(at, format!("no earlier `connect` step is named `{name}` (connections are named with `name:`, default `conn`)"));
+        }
+    }
+
+    fn outcome(&mut self, s: &Spanned<String>) -> Option<String> {
+        if is_outcome_name(&s.value) {
+            Some(s.value.clone())
+        } else {
+            self.err(s.referenced, format!("`{}` is not an outcome: write ok, TIMEOUT or an errno name such as EADDRNOTAVAIL", s.value));
+            None
+        }
+    }
+
+    fn expectation(&mut self, spec: &Spanned<ExpectSpec>, out: &mut Vec<Expectation>) {
+        let at = spec.referenced;
+        let e = &spec.value;
+        let kinds = [e.result.is_some(), e.sockets.is_some(), e.counter.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states) or `counter:` (MIB counter delta)");
+            return;
+        }
+        let mut push = |at: Location, check: Check| {
+            out.push(Expectation {
+                line: at.line(),
+                col: at.column(),
+                why: e.why.clone(),
+                check,
+            })
+        };
+        let stray = |ctx: &mut Ctx, keys: &[(&str, bool)], kind: &str| {
+            for (k, present) in keys {
+                if *present {
+                    ctx.err(
+                        at,
+                        format!("`{k}` does not belong in a `{kind}:` expectation"),
+                    );
+                }
+            }
+        };
+        if let Some(label) = &e.result {
+            stray(
+                self,
+                &[
+                    ("state", e.state.is_some()),
+                    ("port", e.port.is_some()),
+                    ("local_port", e.local_port.is_some()),
+                    ("remote_port", e.remote_port.is_some()),
+                    ("at", e.at.is_some()),
+                    ("count", e.count.is_some()),
+                    ("ns", e.ns.is_some()),
+                    ("delta", e.delta.is_some()),
+                ],
+                "result",
+            );
+            if !self.labels.contains(&label.value) {
+                let known: Vec<_> = self.labels.iter().cloned().collect();
+                self.err(label.referenced, format!("no step is labelled `{}` (labels: {}; a step's label defaults to its kind, and a close's peer is `<label>.peer`)", label.value, known.join(", ")));
+            }
+            let l = label.value.clone();
+            let mut any = false;
+            if let Some(c) = &e.attempts {
+                any = true;
+                push(
+                    c.referenced,
+                    Check::ResultCount {
+                        label: l.clone(),
+                        outcome: None,
+                        cmp: c.value,
+                    },
+                );
+            }
+            if let Some(c) = &e.ok {
+                any = true;
+                push(
+                    c.referenced,
+                    Check::ResultCount {
+                        label: l.clone(),
+                        outcome: Some("ok".into()),
+                        cmp: c.value,
+                    },
+                );
+            }
+            if let Some(errors) = &e.errors {
+                for (name, c) in errors.iter() {
+                    any = true;
+                    if let Some(o) = self.outcome(name) {
+                        push(
+                            c.referenced,
+                            Check::ResultCount {
+                                label: l.clone(),
+                                outcome: Some(o),
+                                cmp: c.value,
+                            },
+                        );
+                    }
+                }
+            }
+            if let Some(f) = &e.first_error {
+                any = true;
+                let expected = if f.value == "none" {
+                    Some(None)
+                } else {
+                    self.outcome(f).map(Some)
+                };
+                if let Some(expected) = expected {
+                    push(
+                        f.referenced,
+                        Check::FirstError {
+                            label: l.clone(),
+                            expected,
+                        },
+                    );
+                }
+            }
+            if let Some(a) = &e.all {
+                any = true;
+                if let Some(o) = self.outcome(a) {
+                    push(
+                        a.referenced,
+                        Check::All {
+                            label: l.clone(),
+                            outcome: o,
+                        },
+                    );
+                }
+            }
+            if let Some(c) = &e.duration_ms {
+                any = true;
+                push(
+                    c.referenced,
+                    Check::DurationMs {
+                        label: l.clone(),
+                        cmp: c.value,
+                    },
+                );
+            }
+            if let Some(c) = &e.bytes {
+                any = true;
+                push(
+                    c.referenced,
+                    Check::Bytes {
+                        label: l.clone(),
+                        cmp: c.value,
+                    },
+                );
+            }
+            if !any {
+                self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms or bytes");
+            }
+        } else if let Some(ns) = &e.sockets {
+            stray(
+                self,
+                &[
+                    ("attempts", e.attempts.is_some()),
+                    ("ok", e.ok.is_some()),
+                    ("errors", e.errors.is_some()),
+                    ("first_error", e.first_error.is_some()),
+                    ("all", e.all.is_some()),
+                    ("duration_ms", e.duration_ms.is_some()),
+                    ("bytes", e.bytes.is_some()),
+                    ("ns", e.ns.is_some()),
+                    ("delta", e.delta.is_some()),
+                ],
+                "sockets",
+            );
+            self.namespace(ns);
+            let state = match &e.state {
+                Some(s) => match TcpState::from_name(&s.value) {
+                    Some(st) => Some(st),
+                    None => {
+                        self.err(s.referenced, format!("`{}` is not a TCP state (ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING)", s.value));
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let at_label = match &e.at {
+                Some(a) if a.value != "end" && !self.samples.contains(&a.value) => {
+                    self.err(
+                        a.referenced,
+                        format!(
+                            "no sample is labelled `{}` (use `end`, or a `sample:` step's label)",
+                            a.value
+                        ),
+                    );
+                    return;
+                }
+                Some(a) => a.value.clone(),
+                None => "end".into(),
+            };
+            let Some(count) = &e.count else {
+                self.err(at, "a `sockets:` expectation needs `count:`");
+                return;
+            };
+            push(
+                count.referenced,
+                Check::Sockets {
+                    ns: ns.value.clone(),
+                    filter: SocketFilter {
+                        state,
+                        port: e.port,
+                        local_port: e.local_port,
+                        remote_port: e.remote_port,
+                    },
+                    at: at_label,
+                    cmp: count.value,
+                },
+            );
+        } else if let Some(name) = &e.counter {
+            stray(
+                self,
+                &[
+                    ("attempts", e.attempts.is_some()),
+                    ("ok", e.ok.is_some()),
+                    ("errors", e.errors.is_some()),
+                    ("first_error", e.first_error.is_some()),
+                    ("all", e.all.is_some()),
+                    ("duration_ms", e.duration_ms.is_some()),
+                    ("bytes", e.bytes.is_some()),
+                    ("state", e.state.is_some()),
+                    ("port", e.port.is_some()),
+                    ("local_port", e.local_port.is_some()),
+                    ("remote_port", e.remote_port.is_some()),
+                    ("at", e.at.is_some()),
+                    ("count", e.count.is_some()),
+                ],
+                "counter",
+            );
+            let well_formed = name
+                .value
+                .split_once('.')
+                .is_some_and(|(g, n)| !g.is_empty() && !n.is_empty() && !n.contains('.'));
+            if !well_formed {
+                self.err(name.referenced, format!("`{}` is not a counter name: write Group.Name, such as TcpExt.TCPTimeWaitOverflow or Tcp.OutRsts", name.value));
+            }
+            let Some(ns) = &e.ns else {
+                self.err(
+                    at,
+                    "a `counter:` expectation needs `ns:` (the namespace whose counter it is)",
+                );
+                return;
+            };
+            self.namespace(ns);
+            let Some(delta) = &e.delta else {
+                self.err(at, "a `counter:` expectation needs `delta:`");
+                return;
+            };
+            push(
+                delta.referenced,
+                Check::Counter {
+                    ns: ns.value.clone(),
+                    name: name.value.clone(),
+                    cmp: delta.value,
+                },
+            );
+        }
+    }
+}
+
+pub struct Validated {
+    pub families: Vec<Family>,
+    pub sysctls: Vec<SysctlSetting>,
+    pub expectations: Vec<Expectation>,
+}
+
+pub fn validate(
+    file: &CaseFile,
+    path: &Path,
+    source: &str,
+    topology: &Topology,
+) -> Result<Validated, Vec<SourceError>> {
+    let families = match &file.families {
+        Some(f) if f.value.is_empty() => {
+            return Err(vec![SourceError::at(
+                path,
+                source,
+                f.referenced,
+                "families is empty: list ipv4, ipv6 or both",
+            )]);
+        }
+        Some(f) => f.value.clone(),
+        None => vec![Family::Ipv4],
+    };
+    let mut ctx = Ctx {
+        path,
+        source,
+        topology,
+        families: &families,
+        errors: Vec::new(),
+        conns: BTreeSet::new(),
+        listeners: BTreeSet::new(),
+        labels: BTreeSet::new(),
+        samples: BTreeSet::new(),
+    };
+    let mut sysctls = Vec::new();
+    for (ns, entries) in file.sysctls.iter() {
+        ctx.namespace(ns);
+        for (key, value) in entries.iter() {
+            if let Err(issue) = sysctl::static_check(&key.value) {
+                ctx.err(key.referenced, issue.to_string());
+                continue;
+            }
+            sysctls.push(SysctlSetting {
+                ns: ns.value.clone(),
+                key: key.value.clone(),
+                value: value.value.0.clone(),
+                key_at: key.referenced,
+                value_at: value.referenced,
+            });
+        }
+    }
+    if file.steps.is_empty() {
+        ctx.err(Location::UNKNOWN, "a case needs at least one step");
+    }
+    ctx.steps(&file.steps);
+    let mut expectations = Vec::new();
+    for spec in &file.expect {
+        ctx.expectation(spec, &mut expectations);
+    }
+    if file.expect.is_empty() {
+        ctx.errors.push(SourceError::whole_file(
+            path,
+            "the case has no `expect:` section: a case without expectations can never fail",
+        ));
+    }
+    if ctx.errors.is_empty() {
+        Ok(Validated {
+            families,
+            sysctls,
+            expectations,
+        })
+    } else {
+        Err(ctx.errors)
+    }
+}

@@ -1,0 +1,111 @@
+//! Checked expectations: what is observed and the comparison it must meet.
+
+use std::fmt;
+
+use crate::case::Comparison;
+use crate::observe::TcpState;
+
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// Position of the comparison in the case file.
+    pub line: u64,
+    pub col: u64,
+    pub why: Option<String>,
+    pub check: Check,
+}
+
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// How many attempts of the steps under `label` had this outcome (`None`: any outcome).
+    ResultCount {
+        label: String,
+        outcome: Option<String>,
+        cmp: Comparison,
+    },
+    /// The first failing attempt's outcome (`None`: no attempt failed).
+    FirstError {
+        label: String,
+        expected: Option<String>,
+    },
+    /// Every attempt had this outcome.
+    All { label: String, outcome: String },
+    /// Every attempt's duration, in milliseconds.
+    DurationMs { label: String, cmp: Comparison },
+    /// Bytes moved by all attempts together.
+    Bytes { label: String, cmp: Comparison },
+    /// Sockets in a namespace at a sample (`end` or a `sample` step's label).
+    Sockets {
+        ns: String,
+        filter: SocketFilter,
+        at: String,
+        cmp: Comparison,
+    },
+    /// A MIB counter's change over the case.
+    Counter {
+        ns: String,
+        name: String,
+        cmp: Comparison,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SocketFilter {
+    pub state: Option<TcpState>,
+    pub port: Option<u16>,
+    pub local_port: Option<u16>,
+    pub remote_port: Option<u16>,
+}
+
+impl fmt::Display for SocketFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            Some(s) => write!(f, "{s}")?,
+            None => write!(f, "any state")?,
+        }
+        if let Some(p) = self.port {
+            write!(f, ", port {p}")?;
+        }
+        if let Some(p) = self.local_port {
+            write!(f, ", local port {p}")?;
+        }
+        if let Some(p) = self.remote_port {
+            write!(f, ", remote port {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::ResultCount {
+                label,
+                outcome: None,
+                cmp,
+            } => write!(f, "`{label}` attempts {cmp}"),
+            Check::ResultCount {
+                label,
+                outcome: Some(o),
+                cmp,
+            } => write!(f, "`{label}` results {o} {cmp}"),
+            Check::FirstError {
+                label,
+                expected: Some(e),
+            } => write!(f, "`{label}` first error is {e}"),
+            Check::FirstError {
+                label,
+                expected: None,
+            } => write!(f, "`{label}` has no error"),
+            Check::All { label, outcome } => write!(f, "every `{label}` is {outcome}"),
+            Check::DurationMs { label, cmp } => write!(f, "every `{label}` takes {cmp} ms"),
+            Check::Bytes { label, cmp } => write!(f, "`{label}` bytes {cmp}"),
+            Check::Sockets {
+                ns,
+                filter,
+                at,
+                cmp,
+            } => write!(f, "sockets in {ns} ({filter}) at {at} {cmp}"),
+            Check::Counter { ns, name, cmp } => write!(f, "{name} in {ns} rises by {cmp}"),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Expectations against observations: each gives a verdict with the observed value.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::observe::{Counters, SocketRow};
+use crate::scenario::{SocketSample, StepRecord};
+
+use super::check::{Check, Expectation, SocketFilter};
+
+/// Everything observed in one trial.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    pub steps: Vec<StepRecord>,
+    /// `sample` steps in order, then `end`.
+    pub samples: Vec<SocketSample>,
+    /// Counter changes over the steps, per namespace.
+    pub counters: BTreeMap<String, Counters>,
+    pub setup: Duration,
+    pub run: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub expectation: Expectation,
+    pub passed: bool,
+    pub observed: String,
+}
+
+pub fn matches(filter: &SocketFilter, row: &SocketRow) -> bool {
+    filter.state.is_none_or(|s| s == row.state)
+        && filter
+            .port
+            .is_none_or(|p| row.local.port() == p || row.remote.port() == p)
+        && filter.local_port.is_none_or(|p| row.local.port() == p)
+        && filter.remote_port.is_none_or(|p| row.remote.port() == p)
+}
+
+pub fn evaluate(expectations: &[Expectation], obs: &Observations) -> Vec<Verdict> {
+    expectations
+        .iter()
+        .map(|e| {
+            let (passed, observed) = judge(&e.check, obs);
+            Verdict {
+                expectation: e.clone(),
+                passed,
+                observed,
+            }
+        })
+        .collect()
+}
+
+fn attempts<'a>(
+    obs: &'a Observations,
+    label: &'a str,
+) -> impl Iterator<Item = &'a StepRecord> + 'a {
+    obs.steps
+        .iter()
+        .filter(move |r| r.label == label && r.outcome.is_attempt())
+}
+
+fn outcome_summary(obs: &Observations, label: &str) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in attempts(obs, label) {
+        *counts.entry(r.outcome.name()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "no attempts".into();
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn judge(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
+        Check::ResultCount {
+            label,
+            outcome,
+            cmp,
+        } => {
+            let n = attempts(obs, label)
+                .filter(|r| outcome.as_ref().is_none_or(|o| r.outcome.name() == *o))
+                .count() as i64;
+            (
+                cmp.holds(n),
+                format!("{n} ({})", outcome_summary(obs, label)),
+            )
+        }
+        Check::FirstError { label, expected } => {
+            let first = attempts(obs, label)
+                .enumerate()
+                .find(|(_, r)| r.outcome.is_failure());
+            let seen = first.as_ref().map(|(_, r)| r.outcome.name());
+            let text = match &first {
+                Some((i, r)) => format!(
+                    "{} at attempt {} ({})",
+                    r.outcome.name(),
+                    i + 1,
+                    outcome_summary(obs, label)
+                ),
+                None => format!("no error ({})", outcome_summary(obs, label)),
+            };
+            (seen == *expected, text)
+        }
+        Check::All { label, outcome } => {
+            let total = attempts(obs, label).count();
+            let ok = total > 0 && attempts(obs, label).all(|r| r.outcome.name() == *outcome);
+            (ok, outcome_summary(obs, label))
+        }
+        Check::DurationMs { label, cmp } => {
+            let ms: Vec<i64> = attempts(obs, label)
+                .map(|r| r.duration.as_millis() as i64)
+                .collect();
+            let (lo, hi) = (ms.iter().min(), ms.iter().max());
+            let ok = !ms.is_empty() && ms.iter().all(|m| cmp.holds(*m));
+            let text = match (lo, hi) {
+                (Some(lo), Some(hi)) => format!("{lo}..{hi} ms over {} attempts", ms.len()),
+                _ => "no attempts".into(),
+            };
+            (ok, text)
+        }
+        Check::Bytes { label, cmp } => {
+            let n: u64 = attempts(obs, label).filter_map(|r| r.bytes).sum();
+            (cmp.holds(n as i64), format!("{n} bytes"))
+        }
+        Check::Sockets {
+            ns,
+            filter,
+            at,
+            cmp,
+        } => {
+            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
+                return (false, format!("no sample `{at}` was taken"));
+            };
+            let n = sample
+                .sockets
+                .get(ns)
+                .map(|rows| rows.iter().filter(|r| matches(filter, r)).count())
+                .unwrap_or(0) as i64;
+            (
+                cmp.holds(n),
+                format!("{n} (at {:.1}s)", sample.at.as_secs_f64()),
+            )
+        }
+        Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
+            Some(d) => (cmp.holds(d), format!("{d:+}")),
+            None => (
+                false,
+                format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
+            ),
+        },
+    }
+}

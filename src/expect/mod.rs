@@ -1,0 +1,7 @@
+//! The expectation language and verdicts that show their evidence.
+
+mod check;
+mod evaluate;
+
+pub use check::{Check, Expectation, SocketFilter};
+pub use evaluate::{Observations, Verdict, evaluate, matches};

@@ -1,0 +1,91 @@
+//! A built topology: the case's namespaces, their links and addresses. Dropping it ends the
+//! namespace threads; the kernel then frees everything inside.
+
+use std::time::{Duration, Instant};
+
+use crate::topology::Topology;
+
+use super::link::{self, LinkError};
+use super::namespace::{Namespace, NetnsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("failed to set up namespace `{ns}`: {source}")]
+    Link { ns: String, source: LinkError },
+}
+
+pub struct Lab {
+    namespaces: Vec<Namespace>,
+    pub setup_time: Duration,
+}
+
+impl Lab {
+    pub fn build(topology: &Topology) -> Result<Lab, LabError> {
+        let started = Instant::now();
+        let mut namespaces = Vec::new();
+        for name in &topology.namespaces {
+            let ns = Namespace::create(name)?;
+            ns.run(link::loopback_up)?
+                .map_err(|source| LabError::Link {
+                    ns: name.clone(),
+                    source,
+                })?;
+            namespaces.push(ns);
+        }
+        let lab = Lab {
+            namespaces,
+            setup_time: Duration::ZERO,
+        };
+        for l in &topology.links {
+            let [a, b] = &l.ends;
+            let peer_fd = lab.ns(&b.ns).raw_fd();
+            let (local, peer) = (a.ifname.clone(), b.ifname.clone());
+            lab.ns(&a.ns)
+                .run(move || link::create_veth(&local, &peer, peer_fd))?
+                .map_err(|source| LabError::Link {
+                    ns: a.ns.clone(),
+                    source,
+                })?;
+            for end in [a, b] {
+                let ifname = end.ifname.clone();
+                let addrs = vec![
+                    (end.ipv4.0.into(), end.ipv4.1),
+                    (end.ipv6.0.into(), end.ipv6.1),
+                ];
+                lab.ns(&end.ns)
+                    .run(move || link::configure(&ifname, addrs))?
+                    .map_err(|source| LabError::Link {
+                        ns: end.ns.clone(),
+                        source,
+                    })?;
+            }
+        }
+        for end in topology.links.iter().flat_map(|l| l.ends.iter()) {
+            let ifname = end.ifname.clone();
+            lab.ns(&end.ns)
+                .run(move || link::wait_up(&ifname, Duration::from_secs(5)))?
+                .map_err(|source| LabError::Link {
+                    ns: end.ns.clone(),
+                    source,
+                })?;
+        }
+        Ok(Lab {
+            setup_time: started.elapsed(),
+            ..lab
+        })
+    }
+
+    /// The namespace by name; names were checked against the topology when the case loaded.
+    pub fn ns(&self, name: &str) -> &Namespace {
+        self.namespaces
+            .iter()
+            .find(|n| n.name() == name)
+            .unwrap_or_else(|| panic!("namespace `{name}` was validated but is not built"))
+    }
+
+    pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
+        self.namespaces.iter()
+    }
+}

@@ -1,0 +1,10 @@
+//! Network namespaces owned by file descriptors, one executor thread each, and what is set up
+//! inside them: veth links, addresses, sysctls.
+
+mod lab;
+mod link;
+mod namespace;
+pub mod sysctl;
+
+pub use lab::{Lab, LabError};
+pub use namespace::{Namespace, NetnsError};

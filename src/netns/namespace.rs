@@ -1,0 +1,150 @@
+//! A network namespace owned by a file descriptor and served by its own thread.
+//!
+//! The thread calls `unshare(CLONE_NEWNET)` and then runs jobs sent to it, so every socket,
+//! netlink connection and /proc/thread-self/net read made in a job belongs to this namespace.
+//! No bind mount under /run/netns is made: when the last reference (this fd, the thread, a
+//! socket) goes, the kernel tears the namespace down with its veth, qdiscs and rules, which is
+//! also what happens if the whole process is SIGKILLed.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, unshare};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error(
+        "failed to create network namespace `{name}`: unshare(CLONE_NEWNET) returned {errno}; \
+         twlab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+    )]
+    Unshare { name: String, errno: Errno },
+    #[error("failed to open /proc/thread-self/ns/net for namespace `{name}`: {source}")]
+    OpenFd {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("failed to start the thread of namespace `{name}`: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("a job on the thread of namespace `{name}` panicked: {message}")]
+    JobPanicked { name: String, message: String },
+    #[error("the thread of namespace `{name}` is gone")]
+    ThreadGone { name: String },
+}
+
+pub struct Namespace {
+    name: String,
+    fd: OwnedFd,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Namespace {
+    pub fn create(name: &str) -> Result<Namespace, NetnsError> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<OwnedFd, NetnsError>>();
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let ns_name = name.to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("netns-{name}"))
+            .spawn(move || {
+                let fd = unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|errno| NetnsError::Unshare {
+                        name: ns_name.clone(),
+                        errno,
+                    })
+                    .and_then(|()| {
+                        File::open("/proc/thread-self/ns/net")
+                            .map(OwnedFd::from)
+                            .map_err(|source| NetnsError::OpenFd {
+                                name: ns_name.clone(),
+                                source,
+                            })
+                    });
+                let ok = fd.is_ok();
+                if ready_tx.send(fd).is_err() || !ok {
+                    return;
+                }
+                for job in job_rx {
+                    job();
+                }
+            })
+            .map_err(|source| NetnsError::Spawn {
+                name: name.to_string(),
+                source,
+            })?;
+        let fd = ready_rx.recv().map_err(|_| NetnsError::ThreadGone {
+            name: name.to_string(),
+        })?;
+        match fd {
+            Ok(fd) => Ok(Namespace {
+                name: name.to_string(),
+                fd,
+                jobs: Some(job_tx),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace's fd, for IFLA_NET_NS_FD and setns by other code.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Run `f` on the namespace's thread and wait for its result.
+    pub fn run<R, F>(&self, f: F) -> Result<R, NetnsError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into())
+            });
+            let _ = tx.send(out);
+        });
+        let gone = || NetnsError::ThreadGone {
+            name: self.name.clone(),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        rx.recv()
+            .map_err(|_| gone())?
+            .map_err(|message| NetnsError::JobPanicked {
+                name: self.name.clone(),
+                message,
+            })
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's job loop.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

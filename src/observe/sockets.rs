@@ -1,0 +1,142 @@
+//! Socket states through sock_diag (NETLINK_SOCK_DIAG, inet_diag), the kernel's own view, the
+//! same one `ss` prints. The netlink socket belongs to the namespace it was created in, so
+//! `SockDiag::open` must run on that namespace's thread; queries can then come from anywhere.
+
+use std::net::{IpAddr, SocketAddr};
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket, SocketAddr as NlAddr};
+
+use super::tcp_state::TcpState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRow {
+    pub state: TcpState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub recv_q: u32,
+    pub send_q: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SockDiagError {
+    #[error("failed to open a sock_diag netlink socket (is CONFIG_INET_DIAG set?): {0}")]
+    Open(std::io::Error),
+    #[error("failed to query sockets over sock_diag: {0}")]
+    Io(std::io::Error),
+    #[error("failed to decode a sock_diag reply: {0}")]
+    Decode(String),
+    #[error("the kernel answered the sock_diag dump with error {0}")]
+    Kernel(i32),
+}
+
+pub struct SockDiag {
+    socket: Socket,
+}
+
+impl SockDiag {
+    pub fn open() -> Result<Self, SockDiagError> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(SockDiagError::Open)?;
+        socket.bind_auto().map_err(SockDiagError::Open)?;
+        socket
+            .connect(&NlAddr::new(0, 0))
+            .map_err(SockDiagError::Open)?;
+        Ok(SockDiag { socket })
+    }
+
+    /// Every TCP socket (both families) in the given states.
+    pub fn dump(&self, states: StateFlags) -> Result<Vec<SocketRow>, SockDiagError> {
+        let mut rows = Vec::new();
+        for family in [AF_INET, AF_INET6] {
+            self.dump_family(family, states.clone(), &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    pub fn dump_all(&self) -> Result<Vec<SocketRow>, SockDiagError> {
+        self.dump(StateFlags::all())
+    }
+
+    fn dump_family(
+        &self,
+        family: u8,
+        states: StateFlags,
+        rows: &mut Vec<SocketRow>,
+    ) -> Result<(), SockDiagError> {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let socket_id = if family == AF_INET {
+            SocketId::new_v4()
+        } else {
+            SocketId::new_v6()
+        };
+        let mut packet = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states,
+                socket_id,
+            })
+            .into(),
+        );
+        packet.finalize();
+        let mut buf = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buf[..]);
+        self.socket.send(&buf, 0).map_err(SockDiagError::Io)?;
+
+        let mut recv = vec![0u8; 1 << 16];
+        loop {
+            let size = self
+                .socket
+                .recv(&mut &mut recv[..], 0)
+                .map_err(SockDiagError::Io)?;
+            let mut offset = 0;
+            while offset < size {
+                let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&recv[offset..size])
+                    .map_err(|e| SockDiagError::Decode(e.to_string()))?;
+                let len = msg.header.length as usize;
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                        let id = &resp.header.socket_id;
+                        if let Some(state) = TcpState::from_kernel(resp.header.state) {
+                            rows.push(SocketRow {
+                                state,
+                                local: SocketAddr::new(unmap(id.source_address), id.source_port),
+                                remote: SocketAddr::new(
+                                    unmap(id.destination_address),
+                                    id.destination_port,
+                                ),
+                                recv_q: resp.header.recv_queue,
+                                send_q: resp.header.send_queue,
+                            });
+                        }
+                    }
+                    NetlinkPayload::Done(_) => return Ok(()),
+                    NetlinkPayload::Error(e) => {
+                        return Err(SockDiagError::Kernel(e.code.map(|c| c.get()).unwrap_or(0)));
+                    }
+                    _ => {}
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += len;
+            }
+        }
+    }
+}
+
+fn unmap(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
+        v4 => v4,
+    }
+}

@@ -1,0 +1,11 @@
+//! Trials for libtest-mimic and `twlab run`: capability probes, skip reasons, reports.
+
+mod probe;
+mod report;
+mod suite;
+mod trial;
+
+pub use probe::{namespaces_available, strict};
+pub use report::render;
+pub use suite::{TrialKind, TrialResult, TrialSpec, collect, execute};
+pub use trial::{TrialError, TrialReport, run_trial};

@@ -1,0 +1,24 @@
+//! Can this process build namespaces at all? Probed once by trying, not guessed from the uid:
+//! a root process in a container may still lack CAP_SYS_ADMIN.
+
+use std::sync::OnceLock;
+
+use crate::netns::Namespace;
+
+/// `Err(reason)` when cases cannot run here; the reason is shown as the skip reason.
+pub fn namespaces_available() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            Namespace::create("probe").map(drop).map_err(|e| {
+                format!("cannot create network namespaces here ({e}); run as root, or in a privileged container")
+            })
+        })
+        .clone()
+}
+
+/// `TWLAB_STRICT=1`: every skip becomes a failure, for privileged CI where a skip would hide a
+/// broken set-up.
+pub fn strict() -> bool {
+    std::env::var("TWLAB_STRICT").is_ok_and(|v| !v.is_empty() && v != "0")
+}

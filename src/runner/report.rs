@@ -1,0 +1,164 @@
+//! Human-readable trial reports: verdicts with their source positions, then the evidence
+//! (step results, socket states, counters that moved).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::case::Case;
+use crate::expect::Observations;
+use crate::observe::{ALL_STATES, SocketRow};
+
+use super::trial::TrialReport;
+
+const MAX_ROWS: usize = 12;
+
+pub fn render(case: &Case, report: &TrialReport) -> String {
+    let mut s = String::new();
+    let failed = report.verdicts.iter().filter(|v| !v.passed).count();
+    let _ = writeln!(
+        s,
+        "{} ({}, {}): {}",
+        case.id,
+        case.name,
+        report.family.name(),
+        if failed == 0 {
+            format!("all {} expectations hold", report.verdicts.len())
+        } else {
+            format!("{failed} of {} expectations failed", report.verdicts.len())
+        }
+    );
+    let o = &report.observations;
+    let _ = writeln!(
+        s,
+        "  setup {:.1} ms, steps {:.1} ms",
+        o.setup.as_secs_f64() * 1e3,
+        o.run.as_secs_f64() * 1e3
+    );
+    let _ = writeln!(s, "expectations:");
+    for v in &report.verdicts {
+        let e = &v.expectation;
+        let _ = writeln!(
+            s,
+            "  {} {}:{}:{}  {}\n       observed: {}",
+            if v.passed { "ok  " } else { "FAIL" },
+            case.path.display(),
+            e.line,
+            e.col,
+            e.check,
+            v.observed
+        );
+        if let (false, Some(why)) = (v.passed, &e.why) {
+            let _ = writeln!(s, "       why expected: {why}");
+        }
+    }
+    render_evidence(&mut s, o);
+    s
+}
+
+fn render_evidence(s: &mut String, o: &Observations) {
+    let _ = writeln!(s, "steps (label: outcomes, durations, addresses):");
+    let mut order: Vec<&str> = Vec::new();
+    for r in &o.steps {
+        if !order.contains(&r.label.as_str()) {
+            order.push(&r.label);
+        }
+    }
+    for label in order {
+        let recs: Vec<_> = o.steps.iter().filter(|r| r.label == label).collect();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &recs {
+            *counts.entry(r.outcome.name()).or_default() += 1;
+        }
+        let outcomes: Vec<String> = counts.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+        let min = recs.iter().map(|r| r.duration).min().unwrap_or_default();
+        let max = recs.iter().map(|r| r.duration).max().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  line {:<4} {:<16} {:<32} {:.1}..{:.1} ms",
+            recs[0].line,
+            label,
+            outcomes.join(", "),
+            min.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+        if let Some((i, f)) = recs
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.outcome.is_failure())
+        {
+            let _ = writeln!(
+                s,
+                "         first failure at attempt {}: {} ({})",
+                i + 1,
+                f.outcome,
+                f.detail
+            );
+        }
+        if let Some(skip) = recs.iter().find(|r| !r.outcome.is_attempt()) {
+            let _ = writeln!(s, "         {}", skip.outcome);
+        }
+        let details: Vec<&str> = recs
+            .iter()
+            .map(|r| r.detail.as_str())
+            .filter(|d| !d.is_empty())
+            .collect();
+        match details.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = writeln!(s, "         {one}");
+            }
+            [first, .., last] => {
+                let _ = writeln!(s, "         first: {first}\n         last:  {last}");
+            }
+        }
+        let bytes: u64 = recs.iter().filter_map(|r| r.bytes).sum();
+        if recs.iter().any(|r| r.bytes.is_some()) {
+            let _ = writeln!(s, "         bytes: {bytes}");
+        }
+    }
+    for sample in &o.samples {
+        let _ = writeln!(
+            s,
+            "sockets at {} ({:.1}s):",
+            sample.label,
+            sample.at.as_secs_f64()
+        );
+        for (ns, rows) in &sample.sockets {
+            let _ = writeln!(s, "  {ns}: {}", state_counts(rows));
+            let interesting: Vec<&SocketRow> = rows.iter().collect();
+            for r in interesting.iter().take(MAX_ROWS) {
+                let _ = writeln!(s, "    {:<12} {:<28} {}", r.state.name(), r.local, r.remote);
+            }
+            if interesting.len() > MAX_ROWS {
+                let _ = writeln!(s, "    ... {} more", interesting.len() - MAX_ROWS);
+            }
+        }
+    }
+    let _ = writeln!(s, "counters that moved:");
+    for (ns, c) in &o.counters {
+        let moved: Vec<String> = c.nonzero().map(|(k, v)| format!("{k} {v:+}")).collect();
+        let _ = writeln!(
+            s,
+            "  {ns}: {}",
+            if moved.is_empty() {
+                "none".into()
+            } else {
+                moved.join(", ")
+            }
+        );
+    }
+}
+
+fn state_counts(rows: &[SocketRow]) -> String {
+    if rows.is_empty() {
+        return "no TCP sockets".into();
+    }
+    ALL_STATES
+        .iter()
+        .filter_map(|st| {
+            let n = rows.iter().filter(|r| r.state == *st).count();
+            (n > 0).then(|| format!("{st} {n}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,104 @@
+//! The suite: case files turned into trials (one per case and address family), and running one
+//! trial to a result. Shared by the `cases` test target and `twlab run`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::case::{Case, CaseErrors, Family, SourceError, case_id, discover, load_case};
+
+use super::probe::{namespaces_available, strict};
+use super::report::render;
+use super::trial::{TrialError, run_trial};
+
+pub enum TrialKind {
+    Run {
+        case: Arc<Case>,
+        family: Family,
+    },
+    /// A case file that failed to load: one failing trial, so the rest still run.
+    Broken(CaseErrors),
+}
+
+pub struct TrialSpec {
+    pub name: String,
+    pub kind: TrialKind,
+}
+
+pub enum TrialResult {
+    Passed(String),
+    Failed(String),
+    Ignored(String),
+}
+
+/// Trials for every case file below `paths`.
+pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
+    let files = match discover(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            let p = paths.first().cloned().unwrap_or_default();
+            return vec![TrialSpec {
+                name: p.display().to_string(),
+                kind: TrialKind::Broken(CaseErrors(vec![SourceError::whole_file(
+                    &p,
+                    format!("failed to list case files: {e}"),
+                )])),
+            }];
+        }
+    };
+    let mut out = Vec::new();
+    for (root, path) in files {
+        match load_case(&root, &path) {
+            Ok(case) => {
+                let case = Arc::new(case);
+                let many = case.families.len() > 1;
+                for family in case.families.clone() {
+                    let name = if many {
+                        format!("{}::{}", case.id, family.name())
+                    } else {
+                        case.id.clone()
+                    };
+                    out.push(TrialSpec {
+                        name,
+                        kind: TrialKind::Run {
+                            case: case.clone(),
+                            family,
+                        },
+                    });
+                }
+            }
+            Err(errors) => out.push(TrialSpec {
+                name: case_id(&root, &path),
+                kind: TrialKind::Broken(errors),
+            }),
+        }
+    }
+    out
+}
+
+pub fn execute(spec: &TrialSpec) -> TrialResult {
+    let (case, family) = match &spec.kind {
+        TrialKind::Broken(errors) => return TrialResult::Failed(errors.to_string()),
+        TrialKind::Run { case, family } => (case, *family),
+    };
+    if let Err(reason) = namespaces_available() {
+        return if strict() {
+            TrialResult::Failed(format!(
+                "TWLAB_STRICT is set and this case would be skipped: {reason}"
+            ))
+        } else {
+            TrialResult::Ignored(reason)
+        };
+    }
+    match run_trial(case, family) {
+        Ok(report) => {
+            let text = render(case, &report);
+            if report.passed() {
+                TrialResult::Passed(text)
+            } else {
+                TrialResult::Failed(text)
+            }
+        }
+        Err(TrialError::Sysctl(e)) => TrialResult::Failed(e.to_string()),
+        Err(e) => TrialResult::Failed(format!("{}: {e}", case.id)),
+    }
+}

@@ -1,0 +1,507 @@
+//! Runs a case's steps against a built lab and records what the kernel answered.
+//!
+//! Sockets are created on their namespace's thread (a socket belongs to the namespace it was
+//! created in) and then driven from here; a socket keeps its namespace whichever thread uses it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use netlink_packet_sock_diag::inet::StateFlags;
+use serde_saphyr::Spanned;
+
+use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
+use crate::netns::{Lab, NetnsError};
+use crate::observe::{SockDiag, SockDiagError, SocketRow};
+use crate::topology::Topology;
+
+use super::outcome::{Outcome, StepRecord};
+use super::socket::{self as so, RecvEnd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    SockDiag(#[from] SockDiagError),
+}
+
+/// Socket states of every namespace at one moment.
+#[derive(Debug, Clone)]
+pub struct SocketSample {
+    pub label: String,
+    /// Since the first step started.
+    pub at: Duration,
+    pub sockets: BTreeMap<String, Vec<SocketRow>>,
+}
+
+struct Listener {
+    ns: String,
+    fd: OwnedFd,
+    addr: SocketAddr,
+}
+
+/// A connect() to make: from a `connect` step, or a `reconnect` reusing an earlier 4-tuple.
+struct ConnectArgs {
+    from: String,
+    remote: SocketAddr,
+    local_port: Option<u16>,
+    reuseaddr: bool,
+    bind_address_no_port: bool,
+    timeout: Duration,
+}
+
+struct Conn {
+    client: Option<OwnedFd>,
+    server: Option<OwnedFd>,
+    client_ns: String,
+    server_ns: Option<String>,
+    /// Client's local address once connected (or bound).
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+    reuseaddr: bool,
+}
+
+pub struct Engine<'a> {
+    lab: &'a Lab,
+    topology: &'a Topology,
+    family: Family,
+    diag: BTreeMap<String, SockDiag>,
+    listeners: HashMap<String, Listener>,
+    conns: HashMap<String, Conn>,
+    /// Sockets replaced under a reused name: kept open until the case ends, so that no step
+    /// closes anything implicitly.
+    retired: Vec<OwnedFd>,
+    start: Instant,
+    pub records: Vec<StepRecord>,
+    pub samples: Vec<SocketSample>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(lab: &'a Lab, topology: &'a Topology, family: Family) -> Result<Self, EngineError> {
+        let mut diag = BTreeMap::new();
+        for ns in lab.namespaces() {
+            diag.insert(ns.name().to_string(), ns.run(SockDiag::open)??);
+        }
+        Ok(Engine {
+            lab,
+            topology,
+            family,
+            diag,
+            listeners: HashMap::new(),
+            conns: HashMap::new(),
+            retired: Vec::new(),
+            start: Instant::now(),
+            records: Vec::new(),
+            samples: Vec::new(),
+        })
+    }
+
+    pub fn run(&mut self, steps: &[Spanned<Step>]) -> Result<(), EngineError> {
+        self.start = Instant::now();
+        self.run_block(steps, None, false)?;
+        Ok(())
+    }
+
+    /// Socket states in every namespace now.
+    pub fn sample(&self, label: &str) -> Result<SocketSample, EngineError> {
+        let mut sockets = BTreeMap::new();
+        for (ns, d) in &self.diag {
+            sockets.insert(ns.clone(), d.dump_all()?);
+        }
+        Ok(SocketSample {
+            label: label.to_string(),
+            at: self.start.elapsed(),
+            sockets,
+        })
+    }
+
+    /// Runs the steps; true if one of them failed. With `stop_on_failure`, stops there.
+    fn run_block(
+        &mut self,
+        steps: &[Spanned<Step>],
+        iteration: Option<u32>,
+        stop_on_failure: bool,
+    ) -> Result<bool, EngineError> {
+        let mut failed = false;
+        for step in steps {
+            let before = self.records.len();
+            let line = step.referenced.line();
+            match &step.value {
+                Step::Repeat(r) => {
+                    for i in 1..=r.times {
+                        let f = self.run_block(&r.steps, Some(i), r.until_error)?;
+                        failed |= f;
+                        if f && r.until_error {
+                            break;
+                        }
+                    }
+                }
+                Step::Sleep(d) => std::thread::sleep(d.0),
+                Step::Sample(s) => {
+                    if let Some(at) = s.at {
+                        std::thread::sleep(at.0.saturating_sub(self.start.elapsed()));
+                    }
+                    let sample = self.sample(&s.label)?;
+                    self.samples.push(sample);
+                }
+                other => self.run_socket_step(other, line, iteration)?,
+            }
+            failed |= self.records[before..]
+                .iter()
+                .any(|r| r.outcome.is_failure());
+            if failed && stop_on_failure {
+                break;
+            }
+        }
+        Ok(failed)
+    }
+
+    fn run_socket_step(
+        &mut self,
+        step: &Step,
+        line: u64,
+        iteration: Option<u32>,
+    ) -> Result<(), EngineError> {
+        let label = step.label().unwrap_or(step.kind()).to_string();
+        let started = Instant::now();
+        let mut rec = StepRecord {
+            label,
+            kind: step.kind(),
+            line,
+            iteration,
+            outcome: Outcome::Ok,
+            duration: Duration::ZERO,
+            bytes: None,
+            detail: String::new(),
+        };
+        let mut extra = Vec::new();
+        match step {
+            Step::Listen(l) => self.listen(l, &mut rec)?,
+            Step::CloseListener(c) => match self.listeners.remove(&c.name) {
+                Some(l) => {
+                    rec.detail = format!("{} in {}", l.addr, l.ns);
+                    rec.outcome = so::close(l.fd);
+                }
+                None => rec.outcome = Outcome::Skipped(format!("no open listener `{}`", c.name)),
+            },
+            Step::Connect(c) => {
+                let args = ConnectArgs {
+                    from: c.from.value.clone(),
+                    remote: SocketAddr::new(self.resolve(&c.to.value), c.port),
+                    local_port: c.local_port,
+                    reuseaddr: c.reuseaddr,
+                    bind_address_no_port: c.bind_address_no_port,
+                    timeout: c.timeout.0,
+                };
+                self.connect(args, &c.name, &mut rec)?;
+            }
+            Step::Reconnect(r) => match self
+                .conns
+                .get(&r.conn)
+                .and_then(|c| c.local.map(|l| (l, c)))
+            {
+                Some((local, c)) => {
+                    let args = ConnectArgs {
+                        from: c.client_ns.clone(),
+                        remote: c.remote,
+                        local_port: Some(local.port()),
+                        reuseaddr: c.reuseaddr,
+                        bind_address_no_port: false,
+                        timeout: r.timeout.0,
+                    };
+                    self.connect(args, &r.conn, &mut rec)?;
+                }
+                None => {
+                    rec.outcome = Outcome::Skipped(format!(
+                        "connection `{}` never had a local address",
+                        r.conn
+                    ));
+                }
+            },
+            Step::Close(c) => extra = self.close(c, &mut rec)?,
+            Step::Send(s) => self.send(s, &mut rec),
+            Step::Recv(r) => self.recv(r, &mut rec),
+            Step::Sleep(_) | Step::Sample(_) | Step::Repeat(_) => {
+                unreachable!("handled by run_block")
+            }
+        }
+        rec.duration = started.elapsed();
+        self.records.push(rec);
+        self.records.extend(extra);
+        Ok(())
+    }
+
+    fn resolve(&self, target: &str) -> IpAddr {
+        match target {
+            "any" => match self.family {
+                Family::Ipv4 => IpAddr::from([0u8; 4]),
+                Family::Ipv6 => IpAddr::from([0u16; 8]),
+            },
+            ns if self.topology.has_namespace(ns) => self
+                .topology
+                .address_of(ns, self.family)
+                .expect("validated: every namespace used as an address has a link"),
+            literal => literal.parse().expect("validated: an address literal"),
+        }
+    }
+
+    /// The namespace that owns an address, if the topology assigns it.
+    fn owner_of(&self, ip: IpAddr) -> Option<String> {
+        self.topology
+            .namespaces
+            .iter()
+            .find(|ns| self.topology.address_of(ns, self.family) == Some(ip))
+            .cloned()
+    }
+
+    fn listen(&mut self, l: &Listen, rec: &mut StepRecord) -> Result<(), EngineError> {
+        let ip = match &l.addr {
+            Some(a) => self.resolve(&a.value),
+            None => self.resolve(&l.on.value),
+        };
+        let addr = SocketAddr::new(ip, l.port);
+        rec.detail = format!("{addr} in {}", l.on.value);
+        let (reuse, backlog) = (l.reuseaddr, l.backlog);
+        let result = self
+            .lab
+            .ns(&l.on.value)
+            .run(move || -> nix::Result<OwnedFd> {
+                let fd = so::tcp_socket(ip)?;
+                if reuse {
+                    so::set_reuseaddr(&fd)?;
+                }
+                so::bind(&fd, addr)?;
+                so::listen(&fd, backlog)?;
+                Ok(fd)
+            })?;
+        match result {
+            Ok(fd) => {
+                let old = self.listeners.insert(
+                    l.name.clone(),
+                    Listener {
+                        ns: l.on.value.clone(),
+                        fd,
+                        addr,
+                    },
+                );
+                self.retired.extend(old.map(|o| o.fd));
+            }
+            Err(e) => rec.outcome = Outcome::Errno(e),
+        }
+        Ok(())
+    }
+
+    fn connect(
+        &mut self,
+        c: ConnectArgs,
+        name: &str,
+        rec: &mut StepRecord,
+    ) -> Result<(), EngineError> {
+        let remote = c.remote;
+        let local_ip = self.resolve(&c.from);
+        let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
+        let created = self.lab.ns(&c.from).run(move || -> nix::Result<OwnedFd> {
+            let fd = so::tcp_socket(remote.ip())?;
+            if reuse {
+                so::set_reuseaddr(&fd)?;
+            }
+            if no_port && remote.is_ipv4() {
+                so::set_bind_address_no_port(&fd)?;
+            }
+            if no_port || local_port.is_some() {
+                so::bind(&fd, SocketAddr::new(local_ip, local_port.unwrap_or(0)))?;
+            }
+            Ok(fd)
+        })?;
+        let mut conn = Conn {
+            client: None,
+            server: None,
+            client_ns: c.from.clone(),
+            server_ns: self.owner_of(remote.ip()),
+            local: None,
+            remote,
+            reuseaddr: c.reuseaddr,
+        };
+        rec.detail = format!("-> {remote}");
+        match created {
+            Err(e) => rec.outcome = Outcome::Errno(e),
+            Ok(fd) => {
+                let outcome = so::connect(&fd, remote, c.timeout);
+                conn.local = so::local_addr(&fd).ok().filter(|a| a.port() != 0);
+                if let Some(local) = conn.local {
+                    rec.detail = format!("{local} -> {remote}");
+                }
+                if outcome == Outcome::Ok {
+                    conn.server = self.accept_for(&conn)?;
+                }
+                rec.outcome = outcome;
+                conn.client = Some(fd);
+            }
+        }
+        if let Some(old) = self.conns.insert(name.to_string(), conn) {
+            self.retired.extend(old.client);
+            self.retired.extend(old.server);
+        }
+        Ok(())
+    }
+
+    /// The server side of a just-established connection: accept from the listener that serves
+    /// it until the accepted peer is our client (others stay open, retired).
+    fn accept_for(&mut self, conn: &Conn) -> Result<Option<OwnedFd>, EngineError> {
+        let (Some(server_ns), Some(local)) = (&conn.server_ns, conn.local) else {
+            return Ok(None);
+        };
+        let Some(listener) = self.listeners.values().find(|l| {
+            &l.ns == server_ns
+                && l.addr.port() == conn.remote.port()
+                && (l.addr.ip() == conn.remote.ip() || l.addr.ip().is_unspecified())
+        }) else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Ok(fd) = so::accept(&listener.fd, deadline) {
+            if so::peer_addr(&fd).ok() == Some(local) {
+                return Ok(Some(fd));
+            }
+            self.retired.push(fd);
+        }
+        Ok(None)
+    }
+
+    fn side(&mut self, conn: &str, role: Role) -> Option<OwnedFd> {
+        let c = self.conns.get_mut(conn)?;
+        match role {
+            Role::Client => c.client.take(),
+            Role::Server => c.server.take(),
+        }
+    }
+
+    fn close(&mut self, c: &Close, rec: &mut StepRecord) -> Result<Vec<StepRecord>, EngineError> {
+        let Some(fd) = self.side(&c.conn, c.by) else {
+            rec.outcome = Outcome::Skipped(format!(
+                "connection `{}` has no open {} socket",
+                c.conn,
+                c.by.name()
+            ));
+            return Ok(Vec::new());
+        };
+        let tuple = self
+            .conns
+            .get(&c.conn)
+            .and_then(|k| k.local.map(|l| (l, k.remote)));
+        if let Some((l, r)) = tuple {
+            rec.detail = format!("{} closes {l} <-> {r}", c.by.name());
+        }
+        let set = match c.how {
+            CloseHow::Fin => Ok(()),
+            CloseHow::Abort => so::set_linger(&fd, 0),
+            CloseHow::Linger(n) => so::set_linger(&fd, n).and_then(|()| so::set_blocking(&fd)),
+        };
+        rec.outcome = match set {
+            Ok(()) => so::close(fd),
+            Err(e) => Outcome::Errno(e),
+        };
+        let mut extra = Vec::new();
+        if c.peer == PeerAction::CloseOnEof {
+            if let Some(peer) = self.side(&c.conn, c.by.other()) {
+                let started = Instant::now();
+                let (end, bytes) = so::recv_until(&peer, None, started + c.peer_timeout.0);
+                let outcome = match end {
+                    Ok(_) => so::close(peer),
+                    Err(o) => {
+                        drop(peer);
+                        o
+                    }
+                };
+                extra.push(StepRecord {
+                    label: format!("{}.peer", rec.label),
+                    kind: "peer_close",
+                    line: rec.line,
+                    iteration: rec.iteration,
+                    outcome,
+                    duration: started.elapsed(),
+                    bytes: Some(bytes),
+                    detail: format!("{} read to EOF, then closed", c.by.other().name()),
+                });
+            }
+            if let Some((l, r)) = tuple {
+                self.settle(l, r, c.settle.0)?;
+            }
+        }
+        Ok(extra)
+    }
+
+    /// Wait (bounded) until no socket of this 4-tuple is mid-close, in any namespace, so the
+    /// next step sees the end state of this close rather than a race with it.
+    fn settle(&self, a: SocketAddr, b: SocketAddr, limit: Duration) -> Result<(), EngineError> {
+        let deadline = Instant::now() + limit;
+        let mid_close = StateFlags::FIN_WAIT1
+            | StateFlags::FIN_WAIT2
+            | StateFlags::CLOSING
+            | StateFlags::LAST_ACK;
+        loop {
+            let mut busy = false;
+            for d in self.diag.values() {
+                busy |= d
+                    .dump(mid_close.clone())?
+                    .iter()
+                    .any(|r| (r.local == a && r.remote == b) || (r.local == b && r.remote == a));
+            }
+            if !busy || Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn send(&mut self, s: &SendStep, rec: &mut StepRecord) {
+        let Some(c) = self.conns.get(&s.conn) else {
+            rec.outcome = Outcome::Skipped(format!("no connection `{}`", s.conn));
+            return;
+        };
+        let fd = match s.by {
+            Role::Client => c.client.as_ref(),
+            Role::Server => c.server.as_ref(),
+        };
+        let Some(fd) = fd else {
+            rec.outcome = Outcome::Skipped(format!(
+                "connection `{}` has no open {} socket",
+                s.conn,
+                s.by.name()
+            ));
+            return;
+        };
+        let (outcome, sent) = so::send_all(fd, s.bytes, Instant::now() + Duration::from_secs(5));
+        rec.outcome = outcome;
+        rec.bytes = Some(sent);
+        rec.detail = format!("{} sends {} bytes", s.by.name(), s.bytes);
+    }
+
+    fn recv(&mut self, r: &RecvStep, rec: &mut StepRecord) {
+        let Some(c) = self.conns.get(&r.conn) else {
+            rec.outcome = Outcome::Skipped(format!("no connection `{}`", r.conn));
+            return;
+        };
+        let fd = match r.by {
+            Role::Client => c.client.as_ref(),
+            Role::Server => c.server.as_ref(),
+        };
+        let Some(fd) = fd else {
+            rec.outcome = Outcome::Skipped(format!(
+                "connection `{}` has no open {} socket",
+                r.conn,
+                r.by.name()
+            ));
+            return;
+        };
+        let (end, got) = so::recv_until(fd, Some(r.bytes), Instant::now() + r.timeout.0);
+        rec.bytes = Some(got);
+        rec.detail = format!("{} reads up to {} bytes", r.by.name(), r.bytes);
+        rec.outcome = match end {
+            Ok(RecvEnd::Filled) | Ok(RecvEnd::Eof) => Outcome::Ok,
+            Err(o) => o,
+        };
+    }
+}

@@ -1,0 +1,8 @@
+//! The workload: listen, connect, close, send/recv, repeat... with real kernel sockets.
+
+mod engine;
+mod outcome;
+mod socket;
+
+pub use engine::{Engine, EngineError, SocketSample};
+pub use outcome::{OK, Outcome, StepRecord, TIMEOUT, errno_by_name, is_outcome_name};

@@ -1,0 +1,85 @@
+//! Topology files (`namespaces/<name>.yaml`): which namespaces a case gets and the veth links
+//! between them, with their addresses.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::case::Family;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyFile {
+    pub description: String,
+    pub namespaces: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub ends: [EndSpec; 2],
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndSpec {
+    pub ns: Spanned<String>,
+    pub ifname: Spanned<String>,
+    pub ipv4: Spanned<String>,
+    pub ipv6: Spanned<String>,
+}
+
+/// A loaded, checked topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub name: String,
+    pub description: String,
+    pub namespaces: Vec<String>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub ends: [LinkEnd; 2],
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkEnd {
+    pub ns: String,
+    pub ifname: String,
+    pub ipv4: (Ipv4Addr, u8),
+    pub ipv6: (Ipv6Addr, u8),
+}
+
+impl Topology {
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.namespaces.iter().any(|n| n == ns)
+    }
+
+    /// The namespace's own address in a family: that of its first link end.
+    pub fn address_of(&self, ns: &str, family: Family) -> Option<IpAddr> {
+        self.links
+            .iter()
+            .flat_map(|l| l.ends.iter())
+            .find(|e| e.ns == ns)
+            .map(|e| match family {
+                Family::Ipv4 => IpAddr::V4(e.ipv4.0),
+                Family::Ipv6 => IpAddr::V6(e.ipv6.0),
+            })
+    }
+}
+
+/// Traffic must stay inside the harness's namespaces: only RFC 2544 benchmarking space and
+/// unique-local IPv6 are allowed, so a case can never aim at a real network.
+pub fn address_allowed(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            o[0] == 198 && (o[1] == 18 || o[1] == 19)
+        }
+        IpAddr::V6(a) => a.octets()[0] == 0xfd,
+    }
+}

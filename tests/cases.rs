@@ -1,0 +1,34 @@
+//! Every YAML file under `cases/` becomes one test per address family (libtest-mimic).
+//! A file that fails to load is one failing test; the others still run.
+
+use std::path::PathBuf;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use twlab::runner::{TrialResult, collect, execute};
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // Cases mostly wait on the kernel's timers, not the CPU: run more than one per core.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(8);
+    }
+    let nocapture = args.nocapture;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let trials = collect(&[cases])
+        .into_iter()
+        .map(|spec| {
+            let name = spec.name.clone();
+            Trial::ignorable_test(name, move || match execute(&spec) {
+                TrialResult::Passed(report) => {
+                    if nocapture {
+                        println!("{report}");
+                    }
+                    Ok(Completion::Completed)
+                }
+                TrialResult::Failed(report) => Err(Failed::from(report)),
+                TrialResult::Ignored(reason) => Ok(Completion::ignored_with(reason)),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}

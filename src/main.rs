@@ -1,1 +1,153 @@
-fn main() {}
+//! The `twlab` command: run cases with a report, list them, check them without privileges,
+//! and tell what this machine offers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clap::{Parser, Subcommand};
+use twlab::runner::{TrialKind, TrialResult, collect, doctor, execute};
+
+#[derive(Parser)]
+#[command(
+    name = "twlab",
+    version,
+    about = "Integration tests for Linux TCP connection close: TIME_WAIT, port exhaustion, RSTs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run cases (default: cases/) and print a report with totals.
+    Run {
+        paths: Vec<PathBuf>,
+        /// Print the full report of passing cases too.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Cases run at once (they mostly wait on kernel timers).
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+    },
+    /// List the trials the case files expand to.
+    List { paths: Vec<PathBuf> },
+    /// Validate case files without running them (no privileges needed).
+    Check { paths: Vec<PathBuf> },
+    /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
+    /// what each missing piece disables.
+    Doctor,
+}
+
+fn paths_or_default(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("cases")]
+    } else {
+        paths
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run {
+            paths,
+            verbose,
+            jobs,
+        } => run(paths_or_default(paths), verbose, jobs),
+        Command::List { paths } => {
+            for t in collect(&paths_or_default(paths)) {
+                match t.kind {
+                    TrialKind::Run { case, .. } => println!("{:<56} {}", t.name, case.name),
+                    TrialKind::Broken(_) => {
+                        println!("{:<56} (does not load: see `twlab check`)", t.name)
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Check { paths } => {
+            let trials = collect(&paths_or_default(paths));
+            let mut bad = 0;
+            let mut seen = std::collections::BTreeSet::new();
+            for t in &trials {
+                match &t.kind {
+                    TrialKind::Broken(errors) => {
+                        bad += 1;
+                        eprintln!("{errors}");
+                    }
+                    TrialKind::Run { case, .. } => {
+                        seen.insert(case.id.clone());
+                    }
+                }
+            }
+            println!("{} case files valid, {bad} invalid", seen.len());
+            if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Doctor => {
+            print!("{}", doctor::report());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
+    let trials = collect(&paths);
+    let total = trials.len();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<TrialResult>>> = Mutex::new((0..total).map(|_| None).collect());
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(t) = trials.get(i) else { break };
+                    let r = execute(t);
+                    let tag = match &r {
+                        TrialResult::Passed(_) => "pass",
+                        TrialResult::Failed(_) => "FAIL",
+                        TrialResult::Ignored(_) => "skip",
+                    };
+                    eprintln!("  {tag}  {}", t.name);
+                    results.lock().unwrap()[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    println!();
+    for (t, r) in trials.iter().zip(results.iter()) {
+        match r.as_ref().expect("every trial ran") {
+            TrialResult::Passed(report) => {
+                passed += 1;
+                if verbose {
+                    println!("{report}");
+                }
+            }
+            TrialResult::Failed(report) => {
+                failed += 1;
+                println!("=== FAILED {}\n{report}", t.name);
+            }
+            TrialResult::Ignored(reason) => {
+                ignored += 1;
+                println!("--- skipped {}: {reason}", t.name);
+            }
+        }
+    }
+    println!(
+        "\ntwlab: {passed} passed, {failed} failed, {ignored} skipped in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

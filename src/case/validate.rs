@@ -15,7 +15,7 @@ use crate::scenario::is_outcome_name;
 use crate::topology::{Topology, address_allowed};
 
 use super::diagnostic::SourceError;
-use super::model::{CaseFile, ExpectSpec, Family, Step};
+use super::model::{CaseFile, ExpectSpec, Family, PeerAction, Step};
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -118,7 +118,13 @@ impl Ctx<'_> {
                     self.conns.insert(c.name.clone());
                 }
                 Step::Reconnect(r) => self.conn(&r.conn, at),
-                Step::Close(c) => self.conn(&c.conn, at),
+                Step::Close(c) => {
+                    self.conn(&c.conn, at);
+                    if c.peer == PeerAction::CloseOnEof {
+                        let label = step.value.label().unwrap_or("close");
+                        self.labels.insert(format!("{label}.peer"));
+                    }
+                }
                 Step::Send(s) => self.conn(&s.conn, at),
                 Step::Recv(r) => self.conn(&r.conn, at),
                 Step::Sample(s) => {

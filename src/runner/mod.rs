@@ -1,5 +1,6 @@
 //! Trials for libtest-mimic and `twlab run`: capability probes, skip reasons, reports.
 
+pub mod doctor;
 mod probe;
 mod report;
 mod suite;

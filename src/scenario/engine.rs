@@ -61,6 +61,8 @@ struct Conn {
     local: Option<SocketAddr>,
     remote: SocketAddr,
     reuseaddr: bool,
+    /// Why there is no connection: the connect's errno.
+    failed: Option<String>,
 }
 
 pub struct Engine<'a> {
@@ -302,19 +304,26 @@ impl<'a> Engine<'a> {
         let remote = c.remote;
         let local_ip = self.resolve(&c.from);
         let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
-        let created = self.lab.ns(&c.from).run(move || -> nix::Result<OwnedFd> {
-            let fd = so::tcp_socket(remote.ip())?;
-            if reuse {
-                so::set_reuseaddr(&fd)?;
-            }
-            if no_port && remote.is_ipv4() {
-                so::set_bind_address_no_port(&fd)?;
-            }
-            if no_port || local_port.is_some() {
-                so::bind(&fd, SocketAddr::new(local_ip, local_port.unwrap_or(0)))?;
-            }
-            Ok(fd)
-        })?;
+        let bind_to = (no_port || local_port.is_some())
+            .then(|| SocketAddr::new(local_ip, local_port.unwrap_or(0)));
+        let created =
+            self.lab
+                .ns(&c.from)
+                .run(move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
+                    let fd =
+                        so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
+                    let opt = |e| ("setsockopt()".to_string(), e);
+                    if reuse {
+                        so::set_reuseaddr(&fd).map_err(opt)?;
+                    }
+                    if no_port && remote.is_ipv4() {
+                        so::set_bind_address_no_port(&fd).map_err(opt)?;
+                    }
+                    if let Some(addr) = bind_to {
+                        so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
+                    }
+                    Ok(fd)
+                })?;
         let mut conn = Conn {
             client: None,
             server: None,
@@ -323,21 +332,39 @@ impl<'a> Engine<'a> {
             local: None,
             remote,
             reuseaddr: c.reuseaddr,
+            failed: None,
         };
         rec.detail = format!("-> {remote}");
         match created {
-            Err(e) => rec.outcome = Outcome::Errno(e),
+            Err((call, e)) => {
+                rec.outcome = Outcome::Errno(e);
+                rec.detail = format!("{call} failed, before connect() -> {remote}");
+                conn.failed = Some(format!("{e:?} from {call}"));
+            }
             Ok(fd) => {
                 let outcome = so::connect(&fd, remote, c.timeout);
                 conn.local = so::local_addr(&fd).ok().filter(|a| a.port() != 0);
                 if let Some(local) = conn.local {
                     rec.detail = format!("{local} -> {remote}");
                 }
-                if outcome == Outcome::Ok {
-                    conn.server = self.accept_for(&conn)?;
+                match &outcome {
+                    Outcome::Ok => {
+                        conn.server = self.accept_for(&conn)?;
+                        conn.client = Some(fd);
+                    }
+                    // Still in SYN_SENT: keep it, its state is part of what the case observes.
+                    Outcome::Timeout => conn.client = Some(fd),
+                    // The kernel refused: the socket holds no connection, so a later close of
+                    // it would report a close that never happened. Close it now.
+                    _ => {
+                        conn.failed = Some(format!("{} from connect()", outcome.name()));
+                        rec.detail = format!(
+                            "connect() from {} -> {remote} failed",
+                            bind_to.map_or("an unbound socket".to_string(), |a| a.to_string())
+                        );
+                    }
                 }
                 rec.outcome = outcome;
-                conn.client = Some(fd);
             }
         }
         if let Some(old) = self.conns.insert(name.to_string(), conn) {
@@ -370,6 +397,14 @@ impl<'a> Engine<'a> {
         Ok(None)
     }
 
+    /// Why a step finds no socket on this side of the connection.
+    fn missing(&self, conn: &str, role: Role) -> String {
+        match self.conns.get(conn).and_then(|c| c.failed.as_ref()) {
+            Some(errno) => format!("connection `{conn}` failed to connect ({errno})"),
+            None => format!("connection `{conn}` has no open {} socket", role.name()),
+        }
+    }
+
     fn side(&mut self, conn: &str, role: Role) -> Option<OwnedFd> {
         let c = self.conns.get_mut(conn)?;
         match role {
@@ -380,11 +415,7 @@ impl<'a> Engine<'a> {
 
     fn close(&mut self, c: &Close, rec: &mut StepRecord) -> Result<Vec<StepRecord>, EngineError> {
         let Some(fd) = self.side(&c.conn, c.by) else {
-            rec.outcome = Outcome::Skipped(format!(
-                "connection `{}` has no open {} socket",
-                c.conn,
-                c.by.name()
-            ));
+            rec.outcome = Outcome::Skipped(self.missing(&c.conn, c.by));
             return Ok(Vec::new());
         };
         let tuple = self
@@ -466,11 +497,7 @@ impl<'a> Engine<'a> {
             Role::Server => c.server.as_ref(),
         };
         let Some(fd) = fd else {
-            rec.outcome = Outcome::Skipped(format!(
-                "connection `{}` has no open {} socket",
-                s.conn,
-                s.by.name()
-            ));
+            rec.outcome = Outcome::Skipped(self.missing(&s.conn, s.by));
             return;
         };
         let (outcome, sent) = so::send_all(fd, s.bytes, Instant::now() + Duration::from_secs(5));
@@ -489,11 +516,7 @@ impl<'a> Engine<'a> {
             Role::Server => c.server.as_ref(),
         };
         let Some(fd) = fd else {
-            rec.outcome = Outcome::Skipped(format!(
-                "connection `{}` has no open {} socket",
-                r.conn,
-                r.by.name()
-            ));
+            rec.outcome = Outcome::Skipped(self.missing(&r.conn, r.by));
             return;
         };
         let (end, got) = so::recv_until(fd, Some(r.bytes), Instant::now() + r.timeout.0);

@@ -1,0 +1,5 @@
+//! `twlab doctor`: what this machine offers.
+
+pub fn report() -> String {
+    String::new()
+}

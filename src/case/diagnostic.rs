@@ -53,16 +53,27 @@ impl SourceError {
     }
 }
 
-/// The bare message of a saphyr error, without its "line L column C:" prefix and snippet.
+/// The bare message of a saphyr error, without its position (ours is printed in front) and
+/// without advice meant for the program rather than for the case's author.
 fn yaml_message(err: &serde_saphyr::Error) -> String {
     let rendered = err.without_snippet().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first = match first.find(": ") {
-        Some(i) if first.starts_with("line ") => &first[i + 2..],
-        _ => first,
-    };
-    first.to_string()
+    let mut msg = rendered.lines().next().unwrap_or_default();
+    msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    if msg.starts_with("line ")
+        && let Some(i) = msg.find(": ")
+    {
+        msg = &msg[i + 2..];
+    }
+    if let Some(i) = msg.rfind(" at line ") {
+        msg = &msg[..i];
+    }
+    if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
+        return format!("{}: each key may appear once", &msg[..i]);
+    }
+    if msg == "invalid u16" {
+        return "expected a whole number from 0 to 65535".into();
+    }
+    msg.to_string()
 }
 
 impl fmt::Display for SourceError {

@@ -69,10 +69,13 @@ pub fn load_case(root: &Path, path: &Path) -> Result<Case, CaseErrors> {
 }
 
 pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case, CaseErrors> {
-    if source.trim().is_empty() {
+    let blank = source
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
         return Err(CaseErrors(vec![SourceError::whole_file(
             path,
-            "the file is empty",
+            "the file is empty (nothing but blank lines and comments)",
         )]));
     }
     let file: CaseFile = serde_saphyr::from_str(&source)
@@ -92,11 +95,9 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                e.path()
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-            })
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .collect();
         known.sort();
         return Err(CaseErrors(vec![SourceError::at(

@@ -321,7 +321,7 @@ pub struct Sample {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
-    pub times: u32,
+    pub times: Spanned<u32>,
     /// Stop at the first step that fails (an errno or a timeout).
     #[serde(default)]
     pub until_error: bool,

@@ -134,8 +134,8 @@ impl Ctx<'_> {
                 }
                 Step::Sleep(_) => {}
                 Step::Repeat(r) => {
-                    if r.times == 0 {
-                        self.err(at, "repeat needs times >= 1");
+                    if r.times.value == 0 {
+                        self.err(r.times.referenced, "repeat needs times >= 1");
                     }
                     self.steps(&r.steps);
                 }
@@ -311,12 +311,15 @@ impl Ctx<'_> {
                 "sockets",
             );
             self.namespace(ns);
+            // Check every key before giving up, so one run shows all of this expectation's problems.
+            let mut bad = false;
             let state = match &e.state {
                 Some(s) => match TcpState::from_name(&s.value) {
                     Some(st) => Some(st),
                     None => {
                         self.err(s.referenced, format!("`{}` is not a TCP state (ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING)", s.value));
-                        return;
+                        bad = true;
+                        None
                     }
                 },
                 None => None,
@@ -330,7 +333,8 @@ impl Ctx<'_> {
                             a.value
                         ),
                     );
-                    return;
+                    bad = true;
+                    String::new()
                 }
                 Some(a) => a.value.clone(),
                 None => "end".into(),
@@ -339,6 +343,9 @@ impl Ctx<'_> {
                 self.err(at, "a `sockets:` expectation needs `count:`");
                 return;
             };
+            if bad {
+                return;
+            }
             push(
                 count.referenced,
                 Check::Sockets {
@@ -416,14 +423,16 @@ pub fn validate(
     source: &str,
     topology: &Topology,
 ) -> Result<Validated, Vec<SourceError>> {
+    let mut early = Vec::new();
     let families = match &file.families {
         Some(f) if f.value.is_empty() => {
-            return Err(vec![SourceError::at(
+            early.push(SourceError::at(
                 path,
                 source,
                 f.referenced,
                 "families is empty: list ipv4, ipv6 or both",
-            )]);
+            ));
+            vec![Family::Ipv4]
         }
         Some(f) => f.value.clone(),
         None => vec![Family::Ipv4],
@@ -433,7 +442,7 @@ pub fn validate(
         source,
         topology,
         families: &families,
-        errors: Vec::new(),
+        errors: early,
         conns: BTreeSet::new(),
         listeners: BTreeSet::new(),
         labels: BTreeSet::new(),
@@ -470,6 +479,8 @@ pub fn validate(
             "the case has no `expect:` section: a case without expectations can never fail",
         ));
     }
+    // Verdicts are listed in the order the file states them.
+    expectations.sort_by_key(|e| (e.line, e.col));
     if ctx.errors.is_empty() {
         Ok(Validated {
             families,

@@ -82,30 +82,32 @@ impl fmt::Display for Check {
                 label,
                 outcome: None,
                 cmp,
-            } => write!(f, "`{label}` attempts {cmp}"),
+            } => write!(f, "`{label}`: attempts {cmp}"),
             Check::ResultCount {
                 label,
                 outcome: Some(o),
                 cmp,
-            } => write!(f, "`{label}` results {o} {cmp}"),
+            } => write!(f, "`{label}`: results {o} {cmp}"),
             Check::FirstError {
                 label,
                 expected: Some(e),
-            } => write!(f, "`{label}` first error is {e}"),
+            } => write!(f, "`{label}`: first error is {e}"),
             Check::FirstError {
                 label,
                 expected: None,
-            } => write!(f, "`{label}` has no error"),
-            Check::All { label, outcome } => write!(f, "every `{label}` is {outcome}"),
-            Check::DurationMs { label, cmp } => write!(f, "every `{label}` takes {cmp} ms"),
-            Check::Bytes { label, cmp } => write!(f, "`{label}` bytes {cmp}"),
+            } => write!(f, "`{label}`: no error"),
+            Check::All { label, outcome } => write!(f, "`{label}`: every attempt is {outcome}"),
+            Check::DurationMs { label, cmp } => {
+                write!(f, "`{label}`: every attempt takes {cmp} ms")
+            }
+            Check::Bytes { label, cmp } => write!(f, "`{label}`: bytes {cmp}"),
             Check::Sockets {
                 ns,
                 filter,
                 at,
                 cmp,
-            } => write!(f, "sockets in {ns} ({filter}) at {at} {cmp}"),
-            Check::Counter { ns, name, cmp } => write!(f, "{name} in {ns} rises by {cmp}"),
+            } => write!(f, "{ns}: sockets ({filter}) at {at} {cmp}"),
+            Check::Counter { ns, name, cmp } => write!(f, "{ns}: {name} delta {cmp}"),
         }
     }
 }

@@ -132,7 +132,7 @@ impl<'a> Engine<'a> {
             let line = step.referenced.line();
             match &step.value {
                 Step::Repeat(r) => {
-                    for i in 1..=r.times {
+                    for i in 1..=r.times.value {
                         let f = self.run_block(&r.steps, Some(i), r.until_error)?;
                         failed |= f;
                         if f && r.until_error {

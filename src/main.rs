@@ -129,6 +129,9 @@ fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
                 passed += 1;
                 if verbose {
                     println!("{report}");
+                } else {
+                    // The report's first line names the case, its title and the verdict.
+                    println!("ok   {}", report.lines().next().unwrap_or(&t.name));
                 }
             }
             TrialResult::Failed(report) => {

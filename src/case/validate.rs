@@ -174,31 +174,39 @@ impl Ctx<'_> {
                 check,
             })
         };
-        let stray = |ctx: &mut Ctx, keys: &[(&str, bool)], kind: &str| {
-            for (k, present) in keys {
-                if *present {
-                    ctx.err(
-                        at,
-                        format!("`{k}` does not belong in a `{kind}:` expectation"),
-                    );
-                }
-            }
+        // Which keys belong to which kind of expectation; any other key present is a mistake.
+        let keys: [(&str, bool, &str); 17] = [
+            ("attempts", e.attempts.is_some(), "result"),
+            ("ok", e.ok.is_some(), "result"),
+            ("errors", e.errors.is_some(), "result"),
+            ("first_error", e.first_error.is_some(), "result"),
+            ("all", e.all.is_some(), "result"),
+            ("duration_ms", e.duration_ms.is_some(), "result"),
+            ("bytes", e.bytes.is_some(), "result"),
+            ("state", e.state.is_some(), "sockets"),
+            ("port", e.port.is_some(), "sockets"),
+            ("local_port", e.local_port.is_some(), "sockets"),
+            ("remote_port", e.remote_port.is_some(), "sockets"),
+            ("at", e.at.is_some(), "sockets"),
+            ("count", e.count.is_some(), "sockets"),
+            ("ns", e.ns.is_some(), "counter"),
+            ("delta", e.delta.is_some(), "counter"),
+            ("result", e.result.is_some(), "result"),
+            ("sockets", e.sockets.is_some(), "sockets"),
+        ];
+        let kind = if e.result.is_some() {
+            "result"
+        } else if e.sockets.is_some() {
+            "sockets"
+        } else {
+            "counter"
         };
+        for (key, present, belongs) in keys {
+            if present && belongs != kind {
+                self.err(at, format!("`{key}` does not belong in a `{kind}:` expectation (it goes with `{belongs}:`)"));
+            }
+        }
         if let Some(label) = &e.result {
-            stray(
-                self,
-                &[
-                    ("state", e.state.is_some()),
-                    ("port", e.port.is_some()),
-                    ("local_port", e.local_port.is_some()),
-                    ("remote_port", e.remote_port.is_some()),
-                    ("at", e.at.is_some()),
-                    ("count", e.count.is_some()),
-                    ("ns", e.ns.is_some()),
-                    ("delta", e.delta.is_some()),
-                ],
-                "result",
-            );
             if !self.labels.contains(&label.value) {
                 let known: Vec<_> = self.labels.iter().cloned().collect();
                 self.err(label.referenced, format!("no step is labelled `{}` (labels: {}; a step's label defaults to its kind, and a close's peer is `<label>.peer`)", label.value, known.join(", ")));
@@ -295,21 +303,6 @@ impl Ctx<'_> {
                 self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms or bytes");
             }
         } else if let Some(ns) = &e.sockets {
-            stray(
-                self,
-                &[
-                    ("attempts", e.attempts.is_some()),
-                    ("ok", e.ok.is_some()),
-                    ("errors", e.errors.is_some()),
-                    ("first_error", e.first_error.is_some()),
-                    ("all", e.all.is_some()),
-                    ("duration_ms", e.duration_ms.is_some()),
-                    ("bytes", e.bytes.is_some()),
-                    ("ns", e.ns.is_some()),
-                    ("delta", e.delta.is_some()),
-                ],
-                "sockets",
-            );
             self.namespace(ns);
             // Check every key before giving up, so one run shows all of this expectation's problems.
             let mut bad = false;
@@ -361,25 +354,6 @@ impl Ctx<'_> {
                 },
             );
         } else if let Some(name) = &e.counter {
-            stray(
-                self,
-                &[
-                    ("attempts", e.attempts.is_some()),
-                    ("ok", e.ok.is_some()),
-                    ("errors", e.errors.is_some()),
-                    ("first_error", e.first_error.is_some()),
-                    ("all", e.all.is_some()),
-                    ("duration_ms", e.duration_ms.is_some()),
-                    ("bytes", e.bytes.is_some()),
-                    ("state", e.state.is_some()),
-                    ("port", e.port.is_some()),
-                    ("local_port", e.local_port.is_some()),
-                    ("remote_port", e.remote_port.is_some()),
-                    ("at", e.at.is_some()),
-                    ("count", e.count.is_some()),
-                ],
-                "counter",
-            );
             let well_formed = name
                 .value
                 .split_once('.')

@@ -405,6 +405,19 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// One side's socket of a connection, still open, or why there is none.
+    fn open_socket(&self, conn: &str, role: Role) -> Result<&OwnedFd, String> {
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or_else(|| format!("no connection `{conn}`"))?;
+        match role {
+            Role::Client => c.client.as_ref(),
+            Role::Server => c.server.as_ref(),
+        }
+        .ok_or_else(|| self.missing(conn, role))
+    }
+
     fn side(&mut self, conn: &str, role: Role) -> Option<OwnedFd> {
         let c = self.conns.get_mut(conn)?;
         match role {
@@ -488,17 +501,12 @@ impl<'a> Engine<'a> {
     }
 
     fn send(&mut self, s: &SendStep, rec: &mut StepRecord) {
-        let Some(c) = self.conns.get(&s.conn) else {
-            rec.outcome = Outcome::Skipped(format!("no connection `{}`", s.conn));
-            return;
-        };
-        let fd = match s.by {
-            Role::Client => c.client.as_ref(),
-            Role::Server => c.server.as_ref(),
-        };
-        let Some(fd) = fd else {
-            rec.outcome = Outcome::Skipped(self.missing(&s.conn, s.by));
-            return;
+        let fd = match self.open_socket(&s.conn, s.by) {
+            Ok(fd) => fd,
+            Err(why) => {
+                rec.outcome = Outcome::Skipped(why);
+                return;
+            }
         };
         let (outcome, sent) = so::send_all(fd, s.bytes, Instant::now() + Duration::from_secs(5));
         rec.outcome = outcome;
@@ -507,17 +515,12 @@ impl<'a> Engine<'a> {
     }
 
     fn recv(&mut self, r: &RecvStep, rec: &mut StepRecord) {
-        let Some(c) = self.conns.get(&r.conn) else {
-            rec.outcome = Outcome::Skipped(format!("no connection `{}`", r.conn));
-            return;
-        };
-        let fd = match r.by {
-            Role::Client => c.client.as_ref(),
-            Role::Server => c.server.as_ref(),
-        };
-        let Some(fd) = fd else {
-            rec.outcome = Outcome::Skipped(self.missing(&r.conn, r.by));
-            return;
+        let fd = match self.open_socket(&r.conn, r.by) {
+            Ok(fd) => fd,
+            Err(why) => {
+                rec.outcome = Outcome::Skipped(why);
+                return;
+            }
         };
         let (end, got) = so::recv_until(fd, Some(r.bytes), Instant::now() + r.timeout.0);
         rec.bytes = Some(got);

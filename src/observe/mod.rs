@@ -1,9 +1,15 @@
 //! What the kernel did: socket states (sock_diag) and MIB counters, per namespace.
 
 mod counters;
+mod packets;
+mod pcap;
 mod sockets;
 mod tcp_state;
 
 pub use counters::{CounterError, Counters};
+pub use packets::{
+    Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, TcpKind,
+    read_pcap,
+};
 pub use sockets::{SockDiag, SockDiagError, SocketRow};
 pub use tcp_state::{ALL_STATES, TcpState};

@@ -8,7 +8,7 @@ use crate::expect::Expectation;
 use crate::topology::{Topology, load_topology, topology_dir};
 
 use super::diagnostic::{CaseErrors, SourceError};
-use super::model::{CaseFile, Family, Step};
+use super::model::{Backend, CaseFile, DropSpec, Family, ImpairSpec, Requirement, Step};
 use super::validate::{SysctlSetting, validate};
 
 /// A case ready to run.
@@ -23,8 +23,45 @@ pub struct Case {
     pub topology: Topology,
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
+    pub impair: Vec<ImpairSpec>,
+    pub backend: Option<Backend>,
+    pub requires: Vec<Requirement>,
+    pub drops: Vec<DropSpec>,
     pub steps: Vec<Spanned<Step>>,
     pub expectations: Vec<Expectation>,
+}
+
+impl Case {
+    /// Whether the case sets any impairment or drop, at the start or in a step.
+    pub fn uses_impairments(&self) -> bool {
+        fn in_steps(steps: &[Spanned<Step>]) -> bool {
+            steps.iter().any(|s| match &s.value {
+                Step::Impair(_) | Step::SetDrop(_) => true,
+                Step::Repeat(r) => in_steps(&r.steps),
+                _ => false,
+            })
+        }
+        !self.impair.is_empty()
+            || !self.drops.is_empty()
+            || !self.requires.is_empty()
+            || self.backend.is_some()
+            || in_steps(&self.steps)
+    }
+
+    /// Reorder and duplicate exist only in netem.
+    pub fn needs_netem_only_features(&self) -> bool {
+        fn netem_only(i: &ImpairSpec) -> bool {
+            i.reorder.is_some() || i.duplicate.is_some()
+        }
+        fn in_steps(steps: &[Spanned<Step>]) -> bool {
+            steps.iter().any(|s| match &s.value {
+                Step::Impair(i) => netem_only(i),
+                Step::Repeat(r) => in_steps(&r.steps),
+                _ => false,
+            })
+        }
+        self.impair.iter().any(netem_only) || in_steps(&self.steps)
+    }
 }
 
 /// Every `*.yaml` / `*.yml` below the given paths (files are taken as they are), sorted.
@@ -122,6 +159,10 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         topology,
         families: v.families,
         sysctls: v.sysctls,
+        impair: file.impair.into_iter().map(|s| s.value).collect(),
+        backend: file.backend.map(|b| b.value),
+        requires: file.requires.into_iter().map(|r| r.value).collect(),
+        drops: file.drops.into_iter().map(|d| d.value).collect(),
         steps: file.steps,
         expectations: v.expectations,
         source,

@@ -24,9 +24,135 @@ pub struct CaseFile {
     /// Per-namespace sysctls, applied inside the case's namespaces before any step runs.
     #[serde(default)]
     pub sysctls: Entries<Entries<Spanned<SysctlValue>>>,
+    /// Link impairments per direction, from the first step on (steps may change them).
+    #[serde(default)]
+    pub impair: Vec<Spanned<ImpairSpec>>,
+    /// Which impairment backend to use: `auto` (netem where the kernel has it, else the
+    /// substitute), `netem` or `substitute`.
+    #[serde(default)]
+    pub backend: Option<Spanned<Backend>>,
+    /// Kernel parts the case cannot run without (`netem`); missing ones make it ignored.
+    #[serde(default)]
+    pub requires: Vec<Spanned<Requirement>>,
+    /// Targeted drops of chosen packets, in the case's own nftables table.
+    #[serde(default)]
+    pub drops: Vec<Spanned<DropSpec>>,
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Auto,
+    Netem,
+    Substitute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requirement {
+    Netem,
+}
+
+/// Impairment of one direction of a link: packets leaving `from` towards `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairSpec {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    #[serde(default)]
+    pub delay: Option<CaseDuration>,
+    #[serde(default)]
+    pub jitter: Option<CaseDuration>,
+    /// Percent of packets lost, 0 to 100 (fractions allowed).
+    #[serde(default)]
+    pub loss: Option<Spanned<f64>>,
+    /// `10mbit`, `512kbit`, `1gbit`.
+    #[serde(default)]
+    pub rate: Option<Spanned<Rate>>,
+    /// Percent of packets sent at once instead of delayed (netem only).
+    #[serde(default)]
+    pub reorder: Option<Spanned<f64>>,
+    /// Percent of packets duplicated (netem only).
+    #[serde(default)]
+    pub duplicate: Option<Spanned<f64>>,
+}
+
+/// A rate in bits per second, written with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub u64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let t = text.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a rate: write 10mbit, 512kbit or 1gbit"
+            ))
+        })?;
+        let mult = match unit {
+            "bit" => 1,
+            "kbit" => 1_000,
+            "mbit" => 1_000_000,
+            "gbit" => 1_000_000_000,
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "`{text}` has no rate unit: write it with bit, kbit, mbit or gbit"
+                )));
+            }
+        };
+        if n == 0 {
+            return Err(serde::de::Error::custom(
+                "a rate of 0 would stop all traffic",
+            ));
+        }
+        Ok(Rate(n * mult))
+    }
+}
+
+/// Which packets a targeted drop takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropPacket {
+    Syn,
+    SynAck,
+    Fin,
+    Rst,
+    /// ACK without SYN, FIN, RST or PSH and without payload.
+    Ack,
+    /// The ACK that answers the peer's FIN after this side sent its own FIN first: the final
+    /// ACK of a close (tracked per connection with a conntrack mark).
+    FinalAck,
+    Any,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropSpec {
+    /// Name for `set_drop` steps and `dropped:` expectations.
+    pub name: Spanned<String>,
+    /// Packets leaving `from` towards `to` are dropped.
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    pub packet: DropPacket,
+    /// Only the first N matching packets.
+    #[serde(default)]
+    pub first: Option<u32>,
+    /// Only packets with this TCP port at either end.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Whether the drop starts active (steps can switch it).
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -114,6 +240,17 @@ pub enum Step {
     Sleep(CaseDuration),
     Sample(Sample),
     Repeat(Repeat),
+    /// Change one direction's impairment from now on (replaces what was set for it).
+    Impair(Box<ImpairSpec>),
+    /// Switch a targeted drop on or off.
+    SetDrop(SetDrop),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetDrop {
+    pub name: Spanned<String>,
+    pub active: bool,
 }
 
 impl Step {
@@ -129,6 +266,8 @@ impl Step {
             Step::Sleep(_) => "sleep",
             Step::Sample(_) => "sample",
             Step::Repeat(_) => "repeat",
+            Step::Impair(_) => "impair",
+            Step::SetDrop(_) => "set_drop",
         }
     }
 
@@ -143,7 +282,7 @@ impl Step {
             Step::Send(s) => s.label.as_deref(),
             Step::Recv(s) => s.label.as_deref(),
             Step::Sample(s) => Some(s.label.as_str()),
-            Step::Sleep(_) | Step::Repeat(_) => return None,
+            Step::Sleep(_) | Step::Repeat(_) | Step::Impair(_) | Step::SetDrop(_) => return None,
         };
         Some(explicit.unwrap_or(self.kind()))
     }
@@ -374,6 +513,21 @@ pub struct ExpectSpec {
     pub ns: Option<Spanned<String>>,
     #[serde(default)]
     pub delta: Option<Spanned<Comparison>>,
+
+    /// Every matching socket's smoothed RTT (tcp_info), in milliseconds (with `sockets:`).
+    #[serde(default)]
+    pub rtt_ms: Option<Spanned<Comparison>>,
+
+    /// Packets of this kind (SYN, SYN_ACK, FIN, RST, ACK, DATA, ANY) that crossed the link,
+    /// sent by namespace `from`.
+    #[serde(default)]
+    pub packets: Option<Spanned<String>>,
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+
+    /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
+    #[serde(default)]
+    pub dropped: Option<Spanned<String>>,
 
     /// Why this is expected: shown with the verdict.
     #[serde(default)]

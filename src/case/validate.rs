@@ -15,7 +15,7 @@ use crate::scenario::is_outcome_name;
 use crate::topology::{Topology, address_allowed};
 
 use super::diagnostic::SourceError;
-use super::model::{CaseFile, ExpectSpec, Family, PeerAction, Step};
+use super::model::{CaseFile, ExpectSpec, Family, ImpairSpec, PeerAction, Step};
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -36,6 +36,7 @@ struct Ctx<'a> {
     listeners: BTreeSet<String>,
     labels: BTreeSet<String>,
     samples: BTreeSet<String>,
+    drops: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -133,6 +134,15 @@ impl Ctx<'_> {
                     }
                 }
                 Step::Sleep(_) => {}
+                Step::Impair(spec) => self.impair(spec),
+                Step::SetDrop(d) => {
+                    if !self.drops.contains(&d.name.value) {
+                        self.err(
+                            d.name.referenced,
+                            format!("no drop is named `{}`", d.name.value),
+                        );
+                    }
+                }
                 Step::Repeat(r) => {
                     if r.times.value == 0 {
                         self.err(r.times.referenced, "repeat needs times >= 1");
@@ -140,6 +150,55 @@ impl Ctx<'_> {
                     self.steps(&r.steps);
                 }
             }
+        }
+    }
+
+    /// A direction of a link and its impairment values.
+    fn direction(&mut self, from: &Spanned<String>, to: &Spanned<String>) {
+        self.namespace(from);
+        self.namespace(to);
+        let linked = self.topology.links.iter().any(|l| {
+            let [a, b] = &l.ends;
+            (a.ns == from.value && b.ns == to.value) || (b.ns == from.value && a.ns == to.value)
+        });
+        if !linked
+            && self.topology.has_namespace(&from.value)
+            && self.topology.has_namespace(&to.value)
+        {
+            self.err(
+                to.referenced,
+                format!(
+                    "no link of topology `{}` joins `{}` and `{}`",
+                    self.topology.name, from.value, to.value
+                ),
+            );
+        }
+    }
+
+    fn impair(&mut self, spec: &ImpairSpec) {
+        self.direction(&spec.from, &spec.to);
+        for (name, v) in [
+            ("loss", &spec.loss),
+            ("reorder", &spec.reorder),
+            ("duplicate", &spec.duplicate),
+        ] {
+            if let Some(v) = v
+                && !(0.0..=100.0).contains(&v.value)
+            {
+                self.err(
+                    v.referenced,
+                    format!(
+                        "{name} is a percentage: {} is not between 0 and 100",
+                        v.value
+                    ),
+                );
+            }
+        }
+        if spec.reorder.is_some() && spec.delay.is_none() {
+            self.err(
+                spec.from.referenced,
+                "reorder needs a delay: packets are reordered by sending some without it",
+            );
         }
     }
 
@@ -161,11 +220,19 @@ impl Ctx<'_> {
     fn expectation(&mut self, spec: &Spanned<ExpectSpec>, out: &mut Vec<Expectation>) {
         let at = spec.referenced;
         let e = &spec.value;
-        let kinds = [e.result.is_some(), e.sockets.is_some(), e.counter.is_some()];
-        if kinds.iter().filter(|k| **k).count() != 1 {
-            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states) or `counter:` (MIB counter delta)");
+        let kinds = [
+            ("result", e.result.is_some()),
+            ("sockets", e.sockets.is_some()),
+            ("counter", e.counter.is_some()),
+            ("packets", e.packets.is_some()),
+            ("dropped", e.dropped.is_some()),
+        ];
+        let present: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
+        let [kind] = present.as_slice() else {
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire) or `dropped:` (a targeted drop's count)");
             return;
-        }
+        };
+        let kind = *kind;
         let mut push = |at: Location, check: Check| {
             out.push(Expectation {
                 line: at.line(),
@@ -174,36 +241,39 @@ impl Ctx<'_> {
                 check,
             })
         };
-        // Which keys belong to which kind of expectation; any other key present is a mistake.
-        let keys: [(&str, bool, &str); 17] = [
-            ("attempts", e.attempts.is_some(), "result"),
-            ("ok", e.ok.is_some(), "result"),
-            ("errors", e.errors.is_some(), "result"),
-            ("first_error", e.first_error.is_some(), "result"),
-            ("all", e.all.is_some(), "result"),
-            ("duration_ms", e.duration_ms.is_some(), "result"),
-            ("bytes", e.bytes.is_some(), "result"),
-            ("state", e.state.is_some(), "sockets"),
-            ("port", e.port.is_some(), "sockets"),
-            ("local_port", e.local_port.is_some(), "sockets"),
-            ("remote_port", e.remote_port.is_some(), "sockets"),
-            ("at", e.at.is_some(), "sockets"),
-            ("count", e.count.is_some(), "sockets"),
-            ("ns", e.ns.is_some(), "counter"),
-            ("delta", e.delta.is_some(), "counter"),
-            ("result", e.result.is_some(), "result"),
-            ("sockets", e.sockets.is_some(), "sockets"),
+        // Which keys go with which kind of expectation; any other key present is a mistake.
+        let keys: [(&str, bool, &[&str]); 17] = [
+            ("attempts", e.attempts.is_some(), &["result"]),
+            ("ok", e.ok.is_some(), &["result"]),
+            ("errors", e.errors.is_some(), &["result"]),
+            ("first_error", e.first_error.is_some(), &["result"]),
+            ("all", e.all.is_some(), &["result"]),
+            ("duration_ms", e.duration_ms.is_some(), &["result"]),
+            ("bytes", e.bytes.is_some(), &["result"]),
+            ("state", e.state.is_some(), &["sockets"]),
+            ("port", e.port.is_some(), &["sockets"]),
+            ("local_port", e.local_port.is_some(), &["sockets"]),
+            ("remote_port", e.remote_port.is_some(), &["sockets"]),
+            ("at", e.at.is_some(), &["sockets"]),
+            ("rtt_ms", e.rtt_ms.is_some(), &["sockets"]),
+            (
+                "count",
+                e.count.is_some(),
+                &["sockets", "packets", "dropped"],
+            ),
+            ("ns", e.ns.is_some(), &["counter"]),
+            ("delta", e.delta.is_some(), &["counter"]),
+            ("from", e.from.is_some(), &["packets"]),
         ];
-        let kind = if e.result.is_some() {
-            "result"
-        } else if e.sockets.is_some() {
-            "sockets"
-        } else {
-            "counter"
-        };
         for (key, present, belongs) in keys {
-            if present && belongs != kind {
-                self.err(at, format!("`{key}` does not belong in a `{kind}:` expectation (it goes with `{belongs}:`)"));
+            if present && !belongs.contains(&kind) {
+                self.err(
+                    at,
+                    format!(
+                        "`{key}` does not belong in a `{kind}:` expectation (it goes with `{}:`)",
+                        belongs.join(":`, `")
+                    ),
+                );
             }
         }
         if let Some(label) = &e.result {
@@ -332,8 +402,30 @@ impl Ctx<'_> {
                 Some(a) => a.value.clone(),
                 None => "end".into(),
             };
+            let filter = SocketFilter {
+                state,
+                port: e.port,
+                local_port: e.local_port,
+                remote_port: e.remote_port,
+            };
+            if let Some(rtt) = &e.rtt_ms {
+                if !bad {
+                    push(
+                        rtt.referenced,
+                        Check::SocketRtt {
+                            ns: ns.value.clone(),
+                            filter: filter.clone(),
+                            at: at_label.clone(),
+                            cmp: rtt.value,
+                        },
+                    );
+                }
+                if e.count.is_none() {
+                    return;
+                }
+            }
             let Some(count) = &e.count else {
-                self.err(at, "a `sockets:` expectation needs `count:`");
+                self.err(at, "a `sockets:` expectation needs `count:` (or `rtt_ms:`)");
                 return;
             };
             if bad {
@@ -343,13 +435,63 @@ impl Ctx<'_> {
                 count.referenced,
                 Check::Sockets {
                     ns: ns.value.clone(),
-                    filter: SocketFilter {
-                        state,
-                        port: e.port,
-                        local_port: e.local_port,
-                        remote_port: e.remote_port,
-                    },
+                    filter,
                     at: at_label,
+                    cmp: count.value,
+                },
+            );
+        } else if let Some(kind) = &e.packets {
+            let known = ["SYN", "SYN_ACK", "FIN", "RST", "ACK", "DATA", "ANY"];
+            let k = kind.value.to_ascii_uppercase();
+            if !known.contains(&k.as_str()) {
+                self.err(
+                    kind.referenced,
+                    format!(
+                        "`{}` is not a packet kind: write one of {}",
+                        kind.value,
+                        known.join(", ")
+                    ),
+                );
+            }
+            let Some(from) = &e.from else {
+                self.err(
+                    at,
+                    "a `packets:` expectation needs `from:` (the namespace that sent them)",
+                );
+                return;
+            };
+            self.namespace(from);
+            let Some(count) = &e.count else {
+                self.err(at, "a `packets:` expectation needs `count:`");
+                return;
+            };
+            push(
+                count.referenced,
+                Check::Packets {
+                    kind: (k != "ANY").then_some(k),
+                    from: from.value.clone(),
+                    cmp: count.value,
+                },
+            );
+        } else if let Some(name) = &e.dropped {
+            if !self.drops.contains(&name.value) && !name.value.starts_with("loss:") {
+                self.err(
+                    name.referenced,
+                    format!(
+                        "no drop is named `{}` (drops: {}; random loss is `loss:FROM->TO`)",
+                        name.value,
+                        self.drops.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            let Some(count) = &e.count else {
+                self.err(at, "a `dropped:` expectation needs `count:`");
+                return;
+            };
+            push(
+                count.referenced,
+                Check::Dropped {
+                    name: name.value.clone(),
                     cmp: count.value,
                 },
             );
@@ -421,6 +563,7 @@ pub fn validate(
         listeners: BTreeSet::new(),
         labels: BTreeSet::new(),
         samples: BTreeSet::new(),
+        drops: BTreeSet::new(),
     };
     let mut sysctls = Vec::new();
     for (ns, entries) in file.sysctls.iter() {
@@ -437,6 +580,18 @@ pub fn validate(
                 key_at: key.referenced,
                 value_at: value.referenced,
             });
+        }
+    }
+    for spec in &file.impair {
+        ctx.impair(&spec.value);
+    }
+    for d in &file.drops {
+        ctx.direction(&d.value.from, &d.value.to);
+        if !ctx.drops.insert(d.value.name.value.clone()) {
+            ctx.err(
+                d.value.name.referenced,
+                format!("drop `{}` is named twice", d.value.name.value),
+            );
         }
     }
     if file.steps.is_empty() {

@@ -40,6 +40,21 @@ pub enum Check {
         at: String,
         cmp: Comparison,
     },
+    /// Every matching socket's smoothed RTT in ms (sockets without tcp_info are skipped).
+    SocketRtt {
+        ns: String,
+        filter: SocketFilter,
+        at: String,
+        cmp: Comparison,
+    },
+    /// Packets of a kind (`None`: any TCP packet) sent by `from` that crossed its link.
+    Packets {
+        kind: Option<String>,
+        from: String,
+        cmp: Comparison,
+    },
+    /// Packets a targeted drop (or a direction's random loss) took.
+    Dropped { name: String, cmp: Comparison },
     /// A MIB counter's change over the case.
     Counter {
         ns: String,
@@ -108,6 +123,18 @@ impl fmt::Display for Check {
                 cmp,
             } => write!(f, "{ns}: sockets ({filter}) at {at} {cmp}"),
             Check::Counter { ns, name, cmp } => write!(f, "{ns}: {name} delta {cmp}"),
+            Check::SocketRtt {
+                ns,
+                filter,
+                at,
+                cmp,
+            } => write!(f, "{ns}: RTT of sockets ({filter}) at {at} {cmp} ms"),
+            Check::Packets { kind, from, cmp } => write!(
+                f,
+                "{} packets sent by {from} on the wire {cmp}",
+                kind.as_deref().unwrap_or("TCP")
+            ),
+            Check::Dropped { name, cmp } => write!(f, "drop `{name}` took {cmp} packets"),
         }
     }
 }

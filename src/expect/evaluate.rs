@@ -16,6 +16,16 @@ pub struct Observations {
     pub samples: Vec<SocketSample>,
     /// Counter changes over the steps, per namespace.
     pub counters: BTreeMap<String, Counters>,
+    /// Packets that crossed each sender's link: sender namespace -> kind -> count.
+    pub packets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Whether packets were captured at all (only when an expectation needs them).
+    pub captured: bool,
+    /// The first packets of each capture, one line each, for the evidence.
+    pub packet_log: Vec<String>,
+    /// Targeted drops and random loss: name -> packets dropped.
+    pub dropped: BTreeMap<String, u64>,
+    /// Impairments applied and through which backend, delay-line statistics.
+    pub impairments: Vec<String>,
     pub setup: Duration,
     pub run: Duration,
 }
@@ -145,6 +155,68 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("{n} (at {:.1}s)", sample.at.as_secs_f64()),
             )
         }
+        Check::SocketRtt {
+            ns,
+            filter,
+            at,
+            cmp,
+        } => {
+            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
+                return (false, format!("no sample `{at}` was taken"));
+            };
+            let rtts: Vec<f64> = sample
+                .sockets
+                .get(ns)
+                .into_iter()
+                .flatten()
+                .filter(|r| matches(filter, r))
+                .filter_map(|r| r.rtt_us)
+                .map(|us| f64::from(us) / 1000.0)
+                .collect();
+            let ok = !rtts.is_empty() && rtts.iter().all(|ms| cmp.holds(ms.round() as i64));
+            let shown: Vec<String> = rtts.iter().map(|ms| format!("{ms:.2}")).collect();
+            (
+                ok,
+                if rtts.is_empty() {
+                    "no matching socket with tcp_info".into()
+                } else {
+                    format!("{} ms", shown.join(", "))
+                },
+            )
+        }
+        Check::Packets { kind, from, cmp } => {
+            if !obs.captured {
+                return (false, "no capture was made".into());
+            }
+            let by_kind = obs.packets.get(from);
+            let n = match kind {
+                Some(k) => by_kind.and_then(|m| m.get(k)).copied().unwrap_or(0),
+                None => by_kind.map(|m| m.values().sum()).unwrap_or(0),
+            };
+            let all: Vec<String> = by_kind
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            (
+                cmp.holds(n as i64),
+                format!(
+                    "{n} (all from {from}: {})",
+                    if all.is_empty() {
+                        "none".into()
+                    } else {
+                        all.join(", ")
+                    }
+                ),
+            )
+        }
+        Check::Dropped { name, cmp } => match obs.dropped.get(name) {
+            Some(n) => (cmp.holds(*n as i64), format!("{n}")),
+            None => (
+                false,
+                format!("no drop or loss named `{name}` was installed"),
+            ),
+        },
         Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
             Some(d) => (cmp.holds(d), format!("{d:+}")),
             None => (

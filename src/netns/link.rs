@@ -28,7 +28,7 @@ pub enum LinkError {
 }
 
 /// Run an rtnetlink conversation on the current thread (and so in its namespace).
-fn with_handle<R, F, Fut>(f: F) -> Result<R, LinkError>
+pub fn with_handle<R, F, Fut>(f: F) -> Result<R, LinkError>
 where
     F: FnOnce(Handle) -> Fut,
     Fut: Future<Output = Result<R, LinkError>>,
@@ -47,12 +47,12 @@ where
     })
 }
 
-fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+pub fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
     let what = what.into();
     move |source| LinkError::Netlink { what, source }
 }
 
-async fn index_of(handle: &Handle, name: &str) -> Result<u32, LinkError> {
+pub async fn index_of(handle: &Handle, name: &str) -> Result<u32, LinkError> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links
         .try_next()

@@ -2,7 +2,7 @@
 //! inside them: veth links, addresses, sysctls.
 
 mod lab;
-mod link;
+pub mod link;
 mod namespace;
 pub mod sysctl;
 

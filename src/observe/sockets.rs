@@ -9,6 +9,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::nlas::Nla;
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NlAddr};
@@ -22,6 +23,11 @@ pub struct SocketRow {
     pub remote: SocketAddr,
     pub recv_q: u32,
     pub send_q: u32,
+    /// Smoothed RTT the kernel measured (tcp_info), in microseconds; None for sockets that
+    /// have no tcp_info (TIME_WAIT, request sockets).
+    pub rtt_us: Option<u32>,
+    /// Segments retransmitted over the connection's life (tcp_info).
+    pub total_retrans: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +87,7 @@ impl SockDiag {
             SockDiagMessage::InetRequest(InetRequest {
                 family,
                 protocol: IPPROTO_TCP,
-                extensions: ExtensionFlags::empty(),
+                extensions: ExtensionFlags::INFO,
                 states,
                 socket_id,
             })
@@ -106,8 +112,16 @@ impl SockDiag {
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
                         let id = &resp.header.socket_id;
+                        let info = resp.nlas.iter().find_map(|n| match n {
+                            Nla::TcpInfo(raw) => {
+                                Some((tcp_info_u32(raw, 68)?, tcp_info_u32(raw, 100)?))
+                            }
+                            _ => None,
+                        });
                         if let Some(state) = TcpState::from_kernel(resp.header.state) {
                             rows.push(SocketRow {
+                                rtt_us: info.map(|i| i.0),
+                                total_retrans: info.map(|i| i.1),
                                 state,
                                 local: SocketAddr::new(unmap(id.source_address), id.source_port),
                                 remote: SocketAddr::new(
@@ -132,6 +146,14 @@ impl SockDiag {
             }
         }
     }
+}
+
+/// A u32 field of `struct tcp_info` (include/uapi/linux/tcp.h) at its byte offset: tcpi_rtt is
+/// at 68, tcpi_total_retrans at 100. Read from the raw attribute so a kernel whose tcp_info is
+/// longer or shorter than a crate's copy of the struct still works.
+fn tcp_info_u32(raw: &[u8], offset: usize) -> Option<u32> {
+    raw.get(offset..offset + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn unmap(addr: IpAddr) -> IpAddr {

@@ -56,6 +56,34 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
 }
 
 fn render_evidence(s: &mut String, o: &Observations) {
+    if !o.impairments.is_empty() {
+        let _ = writeln!(s, "impairments:");
+        for line in &o.impairments {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
+    if !o.dropped.is_empty() {
+        let shown: Vec<String> = o.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "dropped: {}", shown.join(", "));
+    }
+    if o.captured {
+        let _ = writeln!(s, "packets on the wire, by sender:");
+        for (ns, kinds) in &o.packets {
+            let shown: Vec<String> = kinds.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(
+                s,
+                "  {ns}: {}",
+                if shown.is_empty() {
+                    "none".into()
+                } else {
+                    shown.join(", ")
+                }
+            );
+        }
+        for line in &o.packet_log {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
     let _ = writeln!(s, "steps (label: outcomes, durations, addresses):");
     let mut order: Vec<&str> = Vec::new();
     for r in &o.steps {
@@ -127,7 +155,18 @@ fn render_evidence(s: &mut String, o: &Observations) {
             let _ = writeln!(s, "  {ns}: {}", state_counts(rows));
             let interesting: Vec<&SocketRow> = rows.iter().collect();
             for r in interesting.iter().take(MAX_ROWS) {
-                let _ = writeln!(s, "    {:<12} {:<28} {}", r.state.name(), r.local, r.remote);
+                let rtt = r
+                    .rtt_us
+                    .filter(|us| *us > 0)
+                    .map(|us| format!("  rtt {:.1} ms", f64::from(us) / 1e3))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "    {:<12} {:<28} {}{rtt}",
+                    r.state.name(),
+                    r.local,
+                    r.remote
+                );
             }
             if interesting.len() > MAX_ROWS {
                 let _ = writeln!(s, "    ... {} more", interesting.len() - MAX_ROWS);

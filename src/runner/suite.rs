@@ -8,7 +8,7 @@ use crate::case::{Case, CaseErrors, Family, SourceError, case_id, discover, load
 
 use super::probe::{namespaces_available, strict};
 use super::report::render;
-use super::trial::{TrialError, run_trial};
+use super::trial::{TrialError, TrialReport, run_trial};
 
 pub enum TrialKind {
     Run {
@@ -75,6 +75,32 @@ pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
     out
 }
 
+/// Where failed cases leave their artefacts: `TWLAB_ARTIFACTS`, else `target/twlab`.
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("TWLAB_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target").join("twlab"))
+}
+
+/// A pcap per captured link of a failed trial, for Wireshark; returns the lines saying where.
+fn write_pcaps(name: &str, report: &TrialReport) -> String {
+    let dir = artifacts_dir().join(name.replace("::", "-"));
+    let mut out = String::new();
+    for capture in &report.captures {
+        let path = dir.join(format!("{}.pcap", capture.ifname));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| capture.write_pcap(&path));
+        out += &match written {
+            Ok(()) => format!(
+                "packets on `{}` written to {}\n",
+                capture.ifname,
+                path.display()
+            ),
+            Err(e) => format!("failed to write {}: {e}\n", path.display()),
+        };
+    }
+    out
+}
+
 pub fn execute(spec: &TrialSpec) -> TrialResult {
     let (case, family) = match &spec.kind {
         TrialKind::Broken(errors) => return TrialResult::Failed(errors.to_string()),
@@ -91,13 +117,18 @@ pub fn execute(spec: &TrialSpec) -> TrialResult {
     }
     match run_trial(case, family) {
         Ok(report) => {
-            let text = render(case, &report);
+            let mut text = render(case, &report);
             if report.passed() {
                 TrialResult::Passed(text)
             } else {
+                text += &write_pcaps(&spec.name, &report);
                 TrialResult::Failed(text)
             }
         }
+        Err(TrialError::Unsupported(reason)) if !strict() => TrialResult::Ignored(reason),
+        Err(TrialError::Unsupported(reason)) => TrialResult::Failed(format!(
+            "TWLAB_STRICT is set and this case would be skipped: {reason}"
+        )),
         Err(TrialError::Sysctl(e)) => TrialResult::Failed(e.to_string()),
         Err(e) => TrialResult::Failed(format!("{}: {e}", case.id)),
     }

@@ -1,12 +1,14 @@
 //! One trial: one case over one address family, from building its namespaces to verdicts.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::case::{Case, Family, SourceError};
-use crate::expect::{Observations, Verdict, evaluate};
+use crate::case::{Backend, Case, Family, Requirement, SourceError};
+use crate::expect::{Check, Observations, Verdict, evaluate};
+use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
 use crate::netns::{Lab, LabError, NetnsError, sysctl};
-use crate::observe::{CounterError, Counters};
+use crate::observe::{Capture, CounterError, Counters, PacketTap, TapError};
 use crate::scenario::{Engine, EngineError};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +16,15 @@ pub enum TrialError {
     /// A sysctl the kernel refused inside the case's namespace: bad input, shown at its place.
     #[error("{0}")]
     Sysctl(SourceError),
+    /// The case needs a kernel part this machine lacks: the trial is ignored with this reason.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("failed to build the case's namespaces: {0}")]
     Lab(#[from] LabError),
+    #[error("failed to set up impairments: {0}")]
+    Impair(#[from] ImpairError),
+    #[error("failed to capture packets: {0}")]
+    Tap(#[from] TapError),
     #[error("failed to run the steps: {0}")]
     Engine(#[from] EngineError),
     #[error("failed to read counters: {0}")]
@@ -29,6 +38,8 @@ pub struct TrialReport {
     pub family: Family,
     pub verdicts: Vec<Verdict>,
     pub observations: Observations,
+    /// Packets seen on each link (only when an expectation needs them), for a pcap on failure.
+    pub captures: Vec<Capture>,
 }
 
 impl TrialReport {
@@ -36,6 +47,9 @@ impl TrialReport {
         self.verdicts.iter().all(|v| v.passed)
     }
 }
+
+/// Packets listed in a report per capture; the pcap written on failure has them all.
+const PACKET_LOG_LINES: usize = 40;
 
 fn read_counters(lab: &Lab) -> Result<BTreeMap<String, Counters>, TrialError> {
     let mut out = BTreeMap::new();
@@ -45,7 +59,36 @@ fn read_counters(lab: &Lab) -> Result<BTreeMap<String, Counters>, TrialError> {
     Ok(out)
 }
 
+/// Which impairment backend serves this case here, and why; or why it cannot run here.
+fn resolve_backend(case: &Case) -> Result<(ResolvedBackend, String), TrialError> {
+    let netem = netem_available();
+    let needs_netem = case.requires.contains(&Requirement::Netem)
+        || case.backend == Some(Backend::Netem)
+        || case.needs_netem_only_features();
+    if needs_netem {
+        return match netem {
+            Ok(()) => Ok((ResolvedBackend::Netem, "the case requires netem".into())),
+            Err(why) => Err(TrialError::Unsupported(format!(
+                "the case needs netem: {why}"
+            ))),
+        };
+    }
+    Ok(match (case.backend, netem) {
+        (Some(Backend::Substitute), _) => (
+            ResolvedBackend::Substitute,
+            "the case asks for the substitute".into(),
+        ),
+        (_, Ok(())) => (ResolvedBackend::Netem, "this kernel has sch_netem".into()),
+        (_, Err(why)) => (ResolvedBackend::Substitute, why),
+    })
+}
+
 pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError> {
+    let backend = if case.uses_impairments() {
+        Some(resolve_backend(case)?)
+    } else {
+        None
+    };
     let lab = Lab::build(&case.topology)?;
     for s in &case.sysctls {
         let (key, value) = (s.key.clone(), s.value.clone());
@@ -65,11 +108,49 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
                 ))
             })?;
     }
+    let mut impairments = match &backend {
+        Some((b, why)) => {
+            let mut imp = LinkImpairments::new(*b, why);
+            for spec in &case.impair {
+                imp.apply(&lab, &case.topology, spec)?;
+            }
+            imp.install_drops(&lab, &case.topology, &case.drops)?;
+            Some(imp)
+        }
+        None => None,
+    };
+    // Taps on one end of every link, only when an expectation looks at packets.
+    let wants_packets = case
+        .expectations
+        .iter()
+        .any(|e| matches!(e.check, Check::Packets { .. }));
+    let mut taps = Vec::new();
+    if wants_packets {
+        for link in &case.topology.links {
+            let ifname = link.ends[0].ifname.clone();
+            taps.push(
+                lab.ns(&link.ends[0].ns)
+                    .run(move || PacketTap::start(&ifname))??,
+            );
+        }
+    }
+
     let before = read_counters(&lab)?;
     let mut engine = Engine::new(&lab, &case.topology, family)?;
+    engine.impairments = impairments.take();
     let started = Instant::now();
-    engine.run(&case.steps)?;
+    let ran = engine.run(&case.steps);
     let run = started.elapsed();
+    impairments = engine.impairments.take();
+    // Stop taps and delay lines even when a step failed, then report the failure.
+    let captures: Vec<Capture> = taps.into_iter().map(PacketTap::stop).collect();
+    let dropped = match &impairments {
+        Some(i) => i.counters(&lab),
+        None => Ok(BTreeMap::new()),
+    };
+    let impairment_log = impairments.map(LinkImpairments::finish).unwrap_or_default();
+    ran?;
+    let dropped = dropped?;
     let end = engine.sample("end")?;
     let after = read_counters(&lab)?;
     let mut samples = std::mem::take(&mut engine.samples);
@@ -78,6 +159,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     drop(engine);
     let setup = lab.setup_time;
     drop(lab);
+
     let counters = before
         .iter()
         .filter_map(|(ns, b)| after.get(ns).map(|a| (ns.clone(), Counters::delta(b, a))))
@@ -86,6 +168,19 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         steps,
         samples,
         counters,
+        packets: packets_by_sender(case, family, &captures),
+        captured: wants_packets,
+        packet_log: captures
+            .iter()
+            .flat_map(|c| {
+                c.packets
+                    .iter()
+                    .take(PACKET_LOG_LINES)
+                    .map(move |p| format!("{}: {p}", c.ifname))
+            })
+            .collect(),
+        dropped,
+        impairments: impairment_log,
         setup,
         run,
     };
@@ -93,5 +188,48 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         family,
         verdicts: evaluate(&case.expectations, &observations),
         observations,
+        captures,
     })
+}
+
+/// Packets per sender namespace and kind, each counted on the first link its sender is on
+/// (so a packet is counted once even when it crosses several links).
+fn packets_by_sender(
+    case: &Case,
+    family: Family,
+    captures: &[Capture],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ns in &case.topology.namespaces {
+        let Some(addr) = case.topology.address_of(ns, family) else {
+            continue;
+        };
+        let Some(i) = case
+            .topology
+            .links
+            .iter()
+            .position(|l| l.ends.iter().any(|e| e.ns == *ns))
+        else {
+            continue;
+        };
+        let Some(capture) = captures.get(i) else {
+            continue;
+        };
+        let by_kind = out.entry(ns.clone()).or_default();
+        for p in capture
+            .packets
+            .iter()
+            .filter(|p| p.src.ip() == addr || same_v4(p.src.ip(), addr))
+        {
+            *by_kind.entry(p.kind.name().to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn same_v4(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V6(a), IpAddr::V4(b)) => a.to_ipv4_mapped() == Some(b),
+        _ => false,
+    }
 }

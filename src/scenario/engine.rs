@@ -12,6 +12,7 @@ use netlink_packet_sock_diag::inet::StateFlags;
 use serde_saphyr::Spanned;
 
 use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
+use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{SockDiag, SockDiagError, SocketRow};
 use crate::topology::Topology;
@@ -25,6 +26,8 @@ pub enum EngineError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     SockDiag(#[from] SockDiagError),
+    #[error("failed to change an impairment: {0}")]
+    Impair(#[from] ImpairError),
 }
 
 /// Socket states of every namespace at one moment.
@@ -76,6 +79,8 @@ pub struct Engine<'a> {
     /// closes anything implicitly.
     retired: Vec<OwnedFd>,
     start: Instant,
+    /// The case's link impairments and drops, which `impair` and `set_drop` steps change.
+    pub impairments: Option<LinkImpairments>,
     pub records: Vec<StepRecord>,
     pub samples: Vec<SocketSample>,
 }
@@ -95,6 +100,7 @@ impl<'a> Engine<'a> {
             conns: HashMap::new(),
             retired: Vec::new(),
             start: Instant::now(),
+            impairments: None,
             records: Vec::new(),
             samples: Vec::new(),
         })
@@ -141,6 +147,16 @@ impl<'a> Engine<'a> {
                     }
                 }
                 Step::Sleep(d) => std::thread::sleep(d.0),
+                Step::Impair(spec) => {
+                    if let Some(i) = self.impairments.as_mut() {
+                        i.apply(self.lab, self.topology, spec)?;
+                    }
+                }
+                Step::SetDrop(d) => {
+                    if let Some(i) = self.impairments.as_mut() {
+                        i.set_drop(self.lab, &d.name.value, d.active)?;
+                    }
+                }
                 Step::Sample(s) => {
                     if let Some(at) = s.at {
                         std::thread::sleep(at.0.saturating_sub(self.start.elapsed()));
@@ -225,7 +241,11 @@ impl<'a> Engine<'a> {
             Step::Close(c) => extra = self.close(c, &mut rec)?,
             Step::Send(s) => self.send(s, &mut rec),
             Step::Recv(r) => self.recv(r, &mut rec),
-            Step::Sleep(_) | Step::Sample(_) | Step::Repeat(_) => {
+            Step::Sleep(_)
+            | Step::Sample(_)
+            | Step::Repeat(_)
+            | Step::Impair(_)
+            | Step::SetDrop(_) => {
                 unreachable!("handled by run_block")
             }
         }
@@ -349,7 +369,10 @@ impl<'a> Engine<'a> {
                 }
                 match &outcome {
                     Outcome::Ok => {
-                        conn.server = self.accept_for(&conn)?;
+                        conn.server = self.accept_for(&conn, c.timeout)?;
+                        if conn.server.is_none() && conn.server_ns.is_some() {
+                            rec.detail += " (the server did not accept it in time)";
+                        }
                         conn.client = Some(fd);
                     }
                     // Still in SYN_SENT: keep it, its state is part of what the case observes.
@@ -376,7 +399,11 @@ impl<'a> Engine<'a> {
 
     /// The server side of a just-established connection: accept from the listener that serves
     /// it until the accepted peer is our client (others stay open, retired).
-    fn accept_for(&mut self, conn: &Conn) -> Result<Option<OwnedFd>, EngineError> {
+    fn accept_for(
+        &mut self,
+        conn: &Conn,
+        timeout: Duration,
+    ) -> Result<Option<OwnedFd>, EngineError> {
         let (Some(server_ns), Some(local)) = (&conn.server_ns, conn.local) else {
             return Ok(None);
         };
@@ -387,7 +414,9 @@ impl<'a> Engine<'a> {
         }) else {
             return Ok(None);
         };
-        let deadline = Instant::now() + Duration::from_secs(1);
+        // The same budget as the connect: a lost handshake ACK delays the accept by the
+        // server's SYN-ACK retransmission (1 s) although connect() already returned.
+        let deadline = Instant::now() + timeout;
         while let Ok(fd) = so::accept(&listener.fd, deadline) {
             if so::peer_addr(&fd).ok() == Some(local) {
                 return Ok(Some(fd));
@@ -449,7 +478,24 @@ impl<'a> Engine<'a> {
         };
         let mut extra = Vec::new();
         if c.peer == PeerAction::CloseOnEof {
-            if let Some(peer) = self.side(&c.conn, c.by.other()) {
+            let peer = self.side(&c.conn, c.by.other());
+            if peer.is_none() {
+                extra.push(StepRecord {
+                    label: format!("{}.peer", rec.label),
+                    kind: "peer_close",
+                    line: rec.line,
+                    iteration: rec.iteration,
+                    outcome: Outcome::Skipped(format!(
+                        "connection `{}` has no open {} socket",
+                        c.conn,
+                        c.by.other().name()
+                    )),
+                    duration: Duration::ZERO,
+                    bytes: None,
+                    detail: String::new(),
+                });
+            }
+            if let Some(peer) = peer {
                 let started = Instant::now();
                 let (end, bytes) = so::recv_until(&peer, None, started + c.peer_timeout.0);
                 let outcome = match end {

@@ -1,0 +1,14 @@
+//! Link impairment: netem over netlink where the kernel has it; otherwise nftables loss, an
+//! NFQUEUE delay line and tbf; targeted drops of chosen packets.
+
+mod delay_line;
+mod link_impairments;
+mod nft;
+mod offload;
+mod probe;
+pub mod qdisc;
+
+pub use delay_line::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook, QUEUE_MAXLEN};
+pub use link_impairments::{ImpairError, LinkImpairments, ResolvedBackend};
+pub use nft::NftError;
+pub use probe::netem_available;

@@ -148,7 +148,9 @@ fn main() {
         rtt_row(None, Hook::Egress, 200),
         rtt_row(Some(20), Hook::Egress, 50),
         rtt_row(Some(100), Hook::Egress, 25),
+        // Ingress is what twlab's impairments use (see link_impairments.rs).
         rtt_row(Some(20), Hook::Ingress, 50),
+        rtt_row(Some(100), Hook::Ingress, 25),
     ];
     let bare = percentile(&rows[0].rtts, 0.5);
     println!("RTT: TCP ping-pong of 1-byte messages (TCP_NODELAY), a delay line on each direction");

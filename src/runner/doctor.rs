@@ -9,14 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use futures::StreamExt;
-use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
 use nix::errno::Errno;
-use rtnetlink::{Error as NlError, Handle};
+use rtnetlink::Error as NlError;
 
+use crate::impair::qdisc::{NetemParams, Qdisc, replace_root};
 use crate::netns::{Namespace, sysctl};
 
 const SUBSTITUTE: &str = "nftables loss + NFQUEUE delay line + tbf";
@@ -113,7 +109,11 @@ pub fn report() -> String {
     };
     let summary = summary(&general, &sysctls);
     let sysctls = ("sysctls in a new namespace", sysctls);
-    let report = render(&[("twlab doctor", general), sysctls]);
+    let backends = (
+        "impairment backends (backend: auto)",
+        backend_lines(&general),
+    );
+    let report = render(&[("twlab doctor", general), backends, sysctls]);
     format!("{report}{summary}\n")
 }
 
@@ -188,7 +188,7 @@ fn qdisc_line(kind: &str, result: Probe) -> Line {
     let item = format!("qdisc {kind}");
     let (disables, short) = match kind {
         "netem" => (
-            format!("disables netem; link impairments (not built yet) are to use {SUBSTITUTE}"),
+            format!("impairments use the substitute instead: {SUBSTITUTE}"),
             format!("netem (substitute: {SUBSTITUTE})"),
         ),
         _ => (format!("disables {kind}"), kind.to_string()),
@@ -217,62 +217,80 @@ fn probe_qdiscs() -> Result<Vec<Line>, String> {
         let conn = rtnetlink::new_connection();
         let (conn, mut handle, _) = conn.map_err(|e| format!("no rtnetlink socket: {e}"))?;
         let task = tokio::spawn(conn);
-        let netem = TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, netem_qopt()));
-        let tbf = TcAttribute::Options(tbf_options());
+        let netem = Qdisc::Netem(NetemParams::default());
+        let tbf = Qdisc::Tbf {
+            rate_bps: 1_000_000,
+        };
         let mut lines = Vec::new();
-        for (kind, opt) in [("netem", netem), ("tbf", tbf)] {
+        for (kind, qdisc) in [("netem", netem), ("tbf", tbf)] {
             // `lo` is always ifindex 1 (LOOPBACK_IFINDEX) in a namespace.
-            lines.push(qdisc_line(kind, try_qdisc(&mut handle, 1, kind, opt).await));
+            lines.push(qdisc_line(kind, replace_root(&mut handle, 1, &qdisc).await));
         }
         task.abort();
         Ok(lines)
     })
 }
 
-const TCA_OPTIONS: u16 = 2;
-const TCA_TBF_PARMS: u16 = 1;
-const TCA_TBF_BURST: u16 = 6;
-
-fn u32s(values: &[u32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_ne_bytes()).collect()
-}
-
-/// `struct tc_netem_qopt` (latency, limit, loss, gap, duplicate, jitter): netem's TCA_OPTIONS is
-/// this raw struct, not a nested attribute list.
-fn netem_qopt() -> Vec<u8> {
-    u32s(&[0, 1000, 0, 0, 0, 0])
-}
-
-/// TCA_TBF_PARMS (`struct tc_tbf_qopt`) plus TCA_TBF_BURST: 1 Mbit/s with a burst above lo's
-/// MTU (a smaller burst makes the kernel log a warning).
-fn tbf_options() -> Vec<TcOption> {
-    // struct tc_ratespec: cell_log, linklayer = TC_LINKLAYER_ETHERNET (so no rate table is
-    // needed), overhead, cell_align, mpu, then the rate in bytes per second.
-    let ratespec = |rate: u32| [&[0u8, 1, 0, 0, 0, 0, 0, 0][..], &rate.to_ne_bytes()].concat();
-    // Then limit (bytes), buffer and mtu (ticks; TCA_TBF_BURST stands in for buffer).
-    let parms = [ratespec(125_000), ratespec(0), u32s(&[140_000, 0, 0])].concat();
-    let parms = TcOption::Other(DefaultNla::new(TCA_TBF_PARMS, parms));
-    let burst = TcOption::Other(DefaultNla::new(TCA_TBF_BURST, u32s(&[70_000])));
-    vec![parms, burst]
-}
-
-/// rtnetlink's qdisc builder cannot carry options, so the request is built here.
-async fn try_qdisc(h: &mut Handle, ifindex: i32, kind: &str, opt: TcAttribute) -> Probe {
-    let mut msg = TcMessage::with_index(ifindex);
-    msg.header.parent = TcHandle::ROOT;
-    msg.attributes = vec![TcAttribute::Kind(kind.to_string()), opt];
-    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(msg));
-    // Replace rather than add: a kind that succeeds stays at the root and must not make the
-    // next probe fail with EEXIST.
-    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
-    let mut responses = h.request(req)?;
-    while let Some(m) = responses.next().await {
-        match m.payload {
-            NetlinkPayload::Error(e) if e.raw_code() != 0 => return Err(NlError::NetlinkError(e)),
-            _ => {}
-        }
+/// Which backend serves each kind of impairment here, and why, from the probes above.
+fn backend_lines(general: &[Line]) -> Vec<Line> {
+    let ok = |item: &str| {
+        general
+            .iter()
+            .any(|l| l.item == item && matches!(l.status.as_str(), "present" | "ok"))
+    };
+    if ok("qdisc netem") {
+        let all = "netem qdisc on the sender's egress (the kernel has sch_netem)";
+        return ["delay, jitter", "loss", "rate", "reorder, duplicate"]
+            .into_iter()
+            .map(|what| line(what, "netem", all))
+            .chain([line(
+                "targeted drops",
+                "nftables",
+                "receiver's prerouting hook, conntrack marks",
+            )])
+            .collect();
     }
-    Ok(())
+    let need = |tool: &str, present: bool, how: &str| match present {
+        true => (tool.to_string(), how.to_string()),
+        false => (
+            "unavailable".to_string(),
+            format!("needs {tool}: {INSTALL}"),
+        ),
+    };
+    let (delay, delay_how) = need(
+        "NFQUEUE delay line",
+        ok("NFQUEUE"),
+        "iptables -j NFQUEUE on the receiver's ingress, held by twlab (no sch_netem)",
+    );
+    let (loss, loss_how) = need(
+        "nftables",
+        ok("nft"),
+        "numgen random on the receiver's prerouting hook (no sch_netem)",
+    );
+    let (drops, drops_how) = need(
+        "nftables",
+        ok("nft"),
+        "receiver's prerouting hook, conntrack marks",
+    );
+    vec![
+        line("delay, jitter", delay, delay_how),
+        line("loss", loss, loss_how),
+        line(
+            "rate",
+            if ok("qdisc tbf") {
+                "tbf"
+            } else {
+                "unavailable"
+            },
+            "tbf qdisc on the sender's egress",
+        ),
+        line(
+            "reorder, duplicate",
+            "unavailable",
+            "netem only: cases that use them are ignored here",
+        ),
+        line("targeted drops", drops, drops_how),
+    ]
 }
 
 /// One sysctl in the scratch namespace: its value (if present), and whether it is writable.
@@ -380,14 +398,5 @@ mod tests {
         let summary = summary(&lines, &[line("k", HOST_ONLY, "")]);
         let expected = "disabled here: nft loss. 1 of 1 listed sysctls cannot be set";
         assert!(summary.contains(expected), "{summary}");
-    }
-
-    #[test]
-    fn qdisc_options_have_the_kernel_struct_sizes() {
-        let netem = netem_qopt();
-        assert_eq!(netem.len(), 24);
-        assert_eq!(netem[4..8], 1000u32.to_ne_bytes());
-        let tbf: Vec<usize> = tbf_options().iter().map(|o| o.value_len()).collect();
-        assert_eq!(tbf, [36, 4]);
     }
 }

@@ -6,7 +6,7 @@ mod report;
 mod suite;
 mod trial;
 
-pub use probe::{namespaces_available, strict};
+pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::render;
 pub use suite::{TrialKind, TrialResult, TrialSpec, collect, execute};
 pub use trial::{TrialError, TrialReport, run_trial};

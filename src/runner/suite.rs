@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::case::{Case, CaseErrors, Family, SourceError, case_id, discover, load_case};
 
-use super::probe::{namespaces_available, strict};
+use super::probe::{allowed_missing, namespaces_available, strict};
 use super::report::render;
 use super::trial::{TrialError, TrialReport, run_trial};
 
@@ -125,9 +125,13 @@ pub fn execute(spec: &TrialSpec) -> TrialResult {
                 TrialResult::Failed(text)
             }
         }
-        Err(TrialError::Unsupported(reason)) if !strict() => TrialResult::Ignored(reason),
-        Err(TrialError::Unsupported(reason)) => TrialResult::Failed(format!(
-            "TWLAB_STRICT is set and this case would be skipped: {reason}"
+        Err(TrialError::Unsupported { feature, reason })
+            if !strict() || allowed_missing(feature) =>
+        {
+            TrialResult::Ignored(reason)
+        }
+        Err(TrialError::Unsupported { feature, reason }) => TrialResult::Failed(format!(
+            "TWLAB_STRICT is set and this case would be skipped: {reason} (set TWLAB_ALLOW_MISSING={feature} if this kernel is known to lack it)"
         )),
         Err(TrialError::Sysctl(e)) => TrialResult::Failed(e.to_string()),
         Err(e) => TrialResult::Failed(format!("{}: {e}", case.id)),

@@ -16,9 +16,12 @@ pub enum TrialError {
     /// A sysctl the kernel refused inside the case's namespace: bad input, shown at its place.
     #[error("{0}")]
     Sysctl(SourceError),
-    /// The case needs a kernel part this machine lacks: the trial is ignored with this reason.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The case needs a kernel part (`feature`) this machine lacks: the trial is ignored.
+    #[error("{reason}")]
+    Unsupported {
+        feature: &'static str,
+        reason: String,
+    },
     #[error("failed to build the case's namespaces: {0}")]
     Lab(#[from] LabError),
     #[error("failed to set up impairments: {0}")]
@@ -68,9 +71,12 @@ fn resolve_backend(case: &Case) -> Result<(ResolvedBackend, String), TrialError>
     if needs_netem {
         return match netem {
             Ok(()) => Ok((ResolvedBackend::Netem, "the case requires netem".into())),
-            Err(why) => Err(TrialError::Unsupported(format!(
-                "the case needs netem: {why}"
-            ))),
+            Err(why) => Err(TrialError::Unsupported {
+                feature: "netem",
+                reason: format!(
+                    "the case needs netem (requires: [netem], backend: netem, reorder or duplicate): {why}"
+                ),
+            }),
         };
     }
     Ok(match (case.backend, netem) {

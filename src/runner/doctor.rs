@@ -378,7 +378,6 @@ fn render(sections: &[(&str, Vec<Line>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::Nla;
 
     #[test]
     fn classifies_sysctl_scope() {

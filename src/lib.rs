@@ -6,6 +6,7 @@
 
 pub mod case;
 pub mod expect;
+pub mod host;
 pub mod impair;
 pub mod netns;
 pub mod observe;

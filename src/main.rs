@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
-use twlab::runner::{TrialKind, TrialResult, collect, doctor, execute};
+use twlab::runner::{TrialKind, TrialResult, collect, doctor, execute, recover_host};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +63,9 @@ fn main() -> ExitCode {
                     TrialKind::Broken(_) => {
                         println!("{:<56} (does not load: see `twlab check`)", t.name)
                     }
+                    TrialKind::Refused { .. } => {
+                        println!("{:<56} (documents refused input)", t.name)
+                    }
                 }
             }
             ExitCode::SUCCESS
@@ -79,6 +82,9 @@ fn main() -> ExitCode {
                     }
                     TrialKind::Run { case, .. } => {
                         seen.insert(case.id.clone());
+                    }
+                    TrialKind::Refused { .. } => {
+                        seen.insert(t.name.clone());
                     }
                 }
             }
@@ -97,6 +103,9 @@ fn main() -> ExitCode {
 }
 
 fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
+    for message in recover_host() {
+        println!("{message}");
+    }
     let trials = collect(&paths);
     let total = trials.len();
     let next = AtomicUsize::new(0);

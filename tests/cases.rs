@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use twlab::runner::{TrialResult, collect, execute};
+use twlab::runner::{TrialResult, collect, execute, recover_host};
 
 fn main() {
     let mut args = Arguments::from_args();
@@ -13,6 +13,9 @@ fn main() {
         args.test_threads = Some(8);
     }
     let nocapture = args.nocapture;
+    for message in recover_host() {
+        eprintln!("{message}");
+    }
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases");
     let trials = collect(&[cases])
         .into_iter()

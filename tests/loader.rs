@@ -1211,6 +1211,7 @@ fn broken_case_does_not_hide_good_ones() {
             let kind = match &t.kind {
                 TrialKind::Run { .. } => "run",
                 TrialKind::Broken(_) => "broken",
+                TrialKind::Refused { .. } => "refused",
             };
             (t.name.as_str(), kind)
         })

@@ -8,7 +8,9 @@ use crate::expect::Expectation;
 use crate::topology::{Topology, load_topology, topology_dir};
 
 use super::diagnostic::{CaseErrors, SourceError};
-use super::model::{Backend, CaseFile, DropSpec, Family, ImpairSpec, Requirement, Step};
+use super::model::{
+    Backend, CaseFile, ConntrackSpec, DropSpec, Family, ImpairSpec, Requirement, Step,
+};
 use super::validate::{SysctlSetting, validate};
 
 /// A case ready to run.
@@ -27,6 +29,9 @@ pub struct Case {
     pub backend: Option<Backend>,
     pub requires: Vec<Requirement>,
     pub drops: Vec<DropSpec>,
+    pub conntrack: Vec<ConntrackSpec>,
+    /// Host-global sysctls (key, value) applied through `host` for the case.
+    pub host_sysctls: Vec<(String, String)>,
     pub steps: Vec<Spanned<Step>>,
     pub expectations: Vec<Expectation>,
 }
@@ -95,6 +100,16 @@ pub fn case_id(root: &Path, path: &Path) -> String {
     rel.with_extension("").to_string_lossy().replace('\\', "/")
 }
 
+/// What a file that documents refused input expects: `expect_invalid: TEXT`, read leniently so
+/// it is found even when the rest of the file does not load.
+pub fn expected_refusal(source: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        expect_invalid: Option<String>,
+    }
+    serde_saphyr::from_str::<Probe>(source).ok()?.expect_invalid
+}
+
 pub fn load_case(root: &Path, path: &Path) -> Result<Case, CaseErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         CaseErrors(vec![SourceError::whole_file(
@@ -151,6 +166,17 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
     }
     let topology = load_topology(&topo_path, &topo_name.value)?;
     let v = validate(&file, path, &source, &topology).map_err(CaseErrors)?;
+    if let Some(expected) = &file.expect_invalid {
+        return Err(CaseErrors(vec![SourceError::at(
+            path,
+            &source,
+            expected.referenced,
+            format!(
+                "the case says it must be refused (\"{}\"), but it loads without error",
+                expected.value
+            ),
+        )]));
+    }
     Ok(Case {
         id: case_id(root, path),
         path: path.to_path_buf(),
@@ -163,6 +189,8 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         backend: file.backend.map(|b| b.value),
         requires: file.requires.into_iter().map(|r| r.value).collect(),
         drops: file.drops.into_iter().map(|d| d.value).collect(),
+        conntrack: file.conntrack.into_iter().map(|c| c.value).collect(),
+        host_sysctls: v.host_sysctls,
         steps: file.steps,
         expectations: v.expectations,
         source,

@@ -12,6 +12,6 @@ pub use compare::Comparison;
 pub use diagnostic::{CaseErrors, SourceError};
 pub use duration::CaseDuration;
 pub use entries::Entries;
-pub use load::{Case, case_id, discover, load_case, load_case_source};
+pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;
 pub use validate::SysctlSetting;

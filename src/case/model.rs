@@ -34,12 +34,33 @@ pub struct CaseFile {
     /// Kernel parts the case cannot run without (`netem`); missing ones make it ignored.
     #[serde(default)]
     pub requires: Vec<Spanned<Requirement>>,
+    /// Namespaces whose connections conntrack follows (a `ct state` rule attaches it), with
+    /// optional masquerading of what leaves through an interface.
+    #[serde(default)]
+    pub conntrack: Vec<Spanned<ConntrackSpec>>,
+    /// For cases that document refused input: the loader must refuse this file with an error
+    /// containing this text (the trial passes only then).
+    #[serde(default)]
+    pub expect_invalid: Option<Spanned<String>>,
+    /// Host-global sysctls (the host's own value, shared by every namespace), applied through
+    /// the guarded host path and restored after the case; such cases run one at a time.
+    #[serde(default)]
+    pub host_sysctls: Entries<Spanned<SysctlValue>>,
     /// Targeted drops of chosen packets, in the case's own nftables table.
     #[serde(default)]
     pub drops: Vec<Spanned<DropSpec>>,
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackSpec {
+    pub ns: Spanned<String>,
+    /// Masquerade (source NAT to the interface's address) what leaves through this interface.
+    #[serde(default)]
+    pub masquerade: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -524,6 +545,13 @@ pub struct ExpectSpec {
     pub packets: Option<Spanned<String>>,
     #[serde(default)]
     pub from: Option<Spanned<String>>,
+
+    /// Conntrack in this namespace: entries (optionally by TCP `state`) with `count`, or a
+    /// statistics column (`stat: drop`, `early_drop`, `insert_failed`...) with `delta`.
+    #[serde(default)]
+    pub conntrack: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stat: Option<Spanned<String>>,
 
     /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
     #[serde(default)]

@@ -37,6 +37,7 @@ struct Ctx<'a> {
     labels: BTreeSet<String>,
     samples: BTreeSet<String>,
     drops: BTreeSet<String>,
+    conntrack: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -226,10 +227,11 @@ impl Ctx<'_> {
             ("counter", e.counter.is_some()),
             ("packets", e.packets.is_some()),
             ("dropped", e.dropped.is_some()),
+            ("conntrack", e.conntrack.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         let [kind] = present.as_slice() else {
-            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire) or `dropped:` (a targeted drop's count)");
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count) or `conntrack:` (a namespace's conntrack table)");
             return;
         };
         let kind = *kind;
@@ -242,7 +244,7 @@ impl Ctx<'_> {
             })
         };
         // Which keys go with which kind of expectation; any other key present is a mistake.
-        let keys: [(&str, bool, &[&str]); 17] = [
+        let keys: &[(&str, bool, &[&str])] = &[
             ("attempts", e.attempts.is_some(), &["result"]),
             ("ok", e.ok.is_some(), &["result"]),
             ("errors", e.errors.is_some(), &["result"]),
@@ -250,22 +252,22 @@ impl Ctx<'_> {
             ("all", e.all.is_some(), &["result"]),
             ("duration_ms", e.duration_ms.is_some(), &["result"]),
             ("bytes", e.bytes.is_some(), &["result"]),
-            ("state", e.state.is_some(), &["sockets"]),
+            ("state", e.state.is_some(), &["sockets", "conntrack"]),
             ("port", e.port.is_some(), &["sockets"]),
             ("local_port", e.local_port.is_some(), &["sockets"]),
             ("remote_port", e.remote_port.is_some(), &["sockets"]),
-            ("at", e.at.is_some(), &["sockets"]),
+            ("at", e.at.is_some(), &["sockets", "conntrack"]),
             ("rtt_ms", e.rtt_ms.is_some(), &["sockets"]),
             (
                 "count",
                 e.count.is_some(),
-                &["sockets", "packets", "dropped"],
+                &["sockets", "packets", "dropped", "conntrack"],
             ),
             ("ns", e.ns.is_some(), &["counter"]),
-            ("delta", e.delta.is_some(), &["counter"]),
+            ("delta", e.delta.is_some(), &["counter", "conntrack"]),
             ("from", e.from.is_some(), &["packets"]),
         ];
-        for (key, present, belongs) in keys {
+        for &(key, present, belongs) in keys {
             if present && !belongs.contains(&kind) {
                 self.err(
                     at,
@@ -473,6 +475,60 @@ impl Ctx<'_> {
                     cmp: count.value,
                 },
             );
+        } else if let Some(ns) = &e.conntrack {
+            self.namespace(ns);
+            if !self.conntrack.contains(&ns.value) {
+                self.err(ns.referenced, format!("conntrack is not enabled in `{}`: add `conntrack: [{{ns: {}}}]` to the case", ns.value, ns.value));
+            }
+            if let Some(stat) = &e.stat {
+                let Some(delta) = &e.delta else {
+                    self.err(at, "a `conntrack:` expectation with `stat:` needs `delta:`");
+                    return;
+                };
+                push(
+                    delta.referenced,
+                    Check::ConntrackStat {
+                        ns: ns.value.clone(),
+                        stat: stat.value.clone(),
+                        cmp: delta.value,
+                    },
+                );
+                return;
+            }
+            let at_label = match &e.at {
+                Some(a) if a.value != "end" && !self.samples.contains(&a.value) => {
+                    self.err(
+                        a.referenced,
+                        format!(
+                            "no sample is labelled `{}` (use `end`, or a `sample:` step's label)",
+                            a.value
+                        ),
+                    );
+                    return;
+                }
+                Some(a) => a.value.clone(),
+                None => "end".into(),
+            };
+            let Some(count) = &e.count else {
+                self.err(
+                    at,
+                    "a `conntrack:` expectation needs `count:` (entries) or `stat:` with `delta:`",
+                );
+                return;
+            };
+            let state = e
+                .state
+                .as_ref()
+                .map(|s| s.value.to_ascii_uppercase().replace('-', "_"));
+            push(
+                count.referenced,
+                Check::ConntrackEntries {
+                    ns: ns.value.clone(),
+                    state,
+                    at: at_label,
+                    cmp: count.value,
+                },
+            );
         } else if let Some(name) = &e.dropped {
             if !self.drops.contains(&name.value) && !name.value.starts_with("loss:") {
                 self.err(
@@ -528,6 +584,7 @@ impl Ctx<'_> {
 }
 
 pub struct Validated {
+    pub host_sysctls: Vec<(String, String)>,
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
     pub expectations: Vec<Expectation>,
@@ -564,13 +621,22 @@ pub fn validate(
         labels: BTreeSet::new(),
         samples: BTreeSet::new(),
         drops: BTreeSet::new(),
+        conntrack: BTreeSet::new(),
     };
     let mut sysctls = Vec::new();
     for (ns, entries) in file.sysctls.iter() {
         ctx.namespace(ns);
         for (key, value) in entries.iter() {
             if let Err(issue) = sysctl::static_check(&key.value) {
-                ctx.err(key.referenced, issue.to_string());
+                let hint = if crate::host::is_host_settable(&key.value) {
+                    format!(
+                        "; to change it for the whole host during this case, declare it under `host_sysctls:` ({}: VALUE)",
+                        key.value
+                    )
+                } else {
+                    String::new()
+                };
+                ctx.err(key.referenced, format!("{issue}{hint}"));
                 continue;
             }
             sysctls.push(SysctlSetting {
@@ -584,6 +650,31 @@ pub fn validate(
     }
     for spec in &file.impair {
         ctx.impair(&spec.value);
+    }
+    for c in &file.conntrack {
+        ctx.namespace(&c.value.ns);
+        ctx.conntrack.insert(c.value.ns.value.clone());
+        if let Some(ifname) = &c.value.masquerade {
+            let owns = topology
+                .links
+                .iter()
+                .flat_map(|l| l.ends.iter())
+                .any(|e| e.ns == c.value.ns.value && e.ifname == ifname.value);
+            if !owns {
+                ctx.err(
+                    ifname.referenced,
+                    format!("`{}` has no interface `{}`", c.value.ns.value, ifname.value),
+                );
+            }
+        }
+    }
+    let mut host_sysctls = Vec::new();
+    for (key, value) in file.host_sysctls.iter() {
+        if !crate::host::is_host_settable(&key.value) {
+            ctx.err(key.referenced, format!("`{}` cannot be changed on the host by a case: host_sysctls are only for the host-global limits twlab knows how to restore (net.netfilter.nf_conntrack_max, net.netfilter.nf_conntrack_expect_max); per-namespace sysctls go under `sysctls:`", key.value));
+            continue;
+        }
+        host_sysctls.push((key.value.clone(), value.value.0.clone()));
     }
     for d in &file.drops {
         ctx.direction(&d.value.from, &d.value.to);
@@ -612,6 +703,7 @@ pub fn validate(
     expectations.sort_by_key(|e| (e.line, e.col));
     if ctx.errors.is_empty() {
         Ok(Validated {
+            host_sysctls,
             families,
             sysctls,
             expectations,

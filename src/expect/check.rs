@@ -53,6 +53,19 @@ pub enum Check {
         from: String,
         cmp: Comparison,
     },
+    /// Conntrack entries in a namespace at a sample (`state`: TCP entries in that state).
+    ConntrackEntries {
+        ns: String,
+        state: Option<String>,
+        at: String,
+        cmp: Comparison,
+    },
+    /// A conntrack statistics column's change over the case (summed over CPUs).
+    ConntrackStat {
+        ns: String,
+        stat: String,
+        cmp: Comparison,
+    },
     /// Packets a targeted drop (or a direction's random loss) took.
     Dropped { name: String, cmp: Comparison },
     /// A MIB counter's change over the case.
@@ -134,6 +147,16 @@ impl fmt::Display for Check {
                 "{} packets sent by {from} on the wire {cmp}",
                 kind.as_deref().unwrap_or("TCP")
             ),
+            Check::ConntrackEntries { ns, state, at, cmp } => {
+                write!(
+                    f,
+                    "{ns}: conntrack entries ({}) at {at} {cmp}",
+                    state.as_deref().unwrap_or("all")
+                )
+            }
+            Check::ConntrackStat { ns, stat, cmp } => {
+                write!(f, "{ns}: conntrack {stat} delta {cmp}")
+            }
             Check::Dropped { name, cmp } => write!(f, "drop `{name}` took {cmp} packets"),
         }
     }

@@ -24,6 +24,10 @@ pub struct Observations {
     pub packet_log: Vec<String>,
     /// Targeted drops and random loss: name -> packets dropped.
     pub dropped: BTreeMap<String, u64>,
+    /// Conntrack statistics changes over the case, per namespace with conntrack.
+    pub conntrack_stats: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Host-global settings changed for the case, and restored.
+    pub host_changes: Vec<String>,
     /// Impairments applied and through which backend, delay-line statistics.
     pub impairments: Vec<String>,
     pub setup: Duration,
@@ -209,6 +213,40 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                     }
                 ),
             )
+        }
+        Check::ConntrackEntries { ns, state, at, cmp } => {
+            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
+                return (false, format!("no sample `{at}` was taken"));
+            };
+            let Some(table) = sample.conntrack.get(ns) else {
+                return (
+                    false,
+                    format!("conntrack is not enabled in `{ns}` (add it under `conntrack:`)"),
+                );
+            };
+            let n = match state {
+                Some(st) => table.tcp_states.get(st).copied().unwrap_or(0),
+                None => table.entries,
+            };
+            let states: Vec<String> = table
+                .tcp_states
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            (
+                cmp.holds(n as i64),
+                format!(
+                    "{n} (of {} entries; tcp: {})",
+                    table.entries,
+                    states.join(", ")
+                ),
+            )
+        }
+        Check::ConntrackStat { ns, stat, cmp } => {
+            match obs.conntrack_stats.get(ns).and_then(|m| m.get(stat)) {
+                Some(d) => (cmp.holds(*d), format!("{d:+}")),
+                None => (false, format!("no conntrack statistic `{stat}` in `{ns}`")),
+            }
         }
         Check::Dropped { name, cmp } => match obs.dropped.get(name) {
             Some(n) => (cmp.holds(*n as i64), format!("{n}")),

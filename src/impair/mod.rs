@@ -3,7 +3,7 @@
 
 mod delay_line;
 mod link_impairments;
-mod nft;
+pub(crate) mod nft;
 mod offload;
 mod probe;
 pub mod qdisc;

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::case::Family;
 use crate::topology::Topology;
+
+use super::sysctl::{self, SysctlIssue};
 
 use super::link::{self, LinkError};
 use super::namespace::{Namespace, NetnsError};
@@ -14,6 +17,8 @@ pub enum LabError {
     Netns(#[from] NetnsError),
     #[error("failed to set up namespace `{ns}`: {source}")]
     Link { ns: String, source: LinkError },
+    #[error("failed to set a sysctl of the topology in `{ns}`: {source}")]
+    Forwarding { ns: String, source: SysctlIssue },
 }
 
 pub struct Lab {
@@ -27,6 +32,21 @@ impl Lab {
         let mut namespaces = Vec::new();
         for name in &topology.namespaces {
             let ns = Namespace::create(name)?;
+            // No duplicate address detection on interfaces created from now on: the addresses
+            // are ours by construction, and a tentative link-local address holds up neighbour
+            // discovery for forwarded IPv6 traffic (seen: the first SYN through a router
+            // waited 2 s).
+            for key in [
+                "net.ipv6.conf.default.accept_dad",
+                "net.ipv6.conf.all.accept_dad",
+            ] {
+                ns.run(move || sysctl::apply(key, "0"))?.map_err(|source| {
+                    LabError::Forwarding {
+                        ns: name.clone(),
+                        source,
+                    }
+                })?;
+            }
             ns.run(link::loopback_up)?
                 .map_err(|source| LabError::Link {
                     ns: name.clone(),
@@ -70,6 +90,29 @@ impl Lab {
                     ns: end.ns.clone(),
                     source,
                 })?;
+        }
+        for ns in &topology.forwarding {
+            for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+                lab.ns(ns)
+                    .run(move || sysctl::apply(key, "1"))?
+                    .map_err(|source| LabError::Forwarding {
+                        ns: ns.clone(),
+                        source,
+                    })?;
+            }
+        }
+        for (ns, via) in &topology.routes {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let gw = topology
+                    .gateway(ns, via, family)
+                    .expect("validated: they share a link");
+                lab.ns(ns)
+                    .run(move || link::default_route(gw))?
+                    .map_err(|source| LabError::Link {
+                        ns: ns.clone(),
+                        source,
+                    })?;
+            }
         }
         Ok(Lab {
             setup_time: started.elapsed(),

@@ -23,6 +23,8 @@ pub enum LinkError {
     },
     #[error("interface `{0}` not found after creating it")]
     Missing(String),
+    #[error("invalid route: {0}")]
+    Route(String),
     #[error("interface `{0}` did not come up within {1:?}")]
     NotUp(String, std::time::Duration),
 }
@@ -151,5 +153,28 @@ pub fn wait_up(ifname: &str, limit: std::time::Duration) -> Result<(), LinkError
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+    })
+}
+
+/// A default route through `gateway` in the current namespace.
+pub fn default_route(gateway: IpAddr) -> Result<(), LinkError> {
+    with_handle(|handle| async move {
+        let any = match gateway {
+            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+        };
+        // The destination 0/0 also sets the message's address family, which `gateway` needs.
+        let route = rtnetlink::RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(any, 0)
+            .map_err(|e| LinkError::Route(e.to_string()))?
+            .gateway(gateway)
+            .map_err(|e| LinkError::Route(e.to_string()))?
+            .build();
+        handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(nl(format!("add a default route via {gateway}")))
     })
 }

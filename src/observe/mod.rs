@@ -1,11 +1,13 @@
 //! What the kernel did: socket states (sock_diag) and MIB counters, per namespace.
 
+mod conntrack;
 mod counters;
 mod packets;
 mod pcap;
 mod sockets;
 mod tcp_state;
 
+pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, TcpKind,

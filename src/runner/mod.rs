@@ -8,5 +8,5 @@ mod trial;
 
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::render;
-pub use suite::{TrialKind, TrialResult, TrialSpec, collect, execute};
+pub use suite::{TrialKind, TrialResult, TrialSpec, collect, execute, recover_host};
 pub use trial::{TrialError, TrialReport, run_trial};

@@ -56,6 +56,25 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
 }
 
 fn render_evidence(s: &mut String, o: &Observations) {
+    for change in &o.host_changes {
+        let _ = writeln!(s, "host-global change (restored after the case): {change}");
+    }
+    for (ns, stats) in &o.conntrack_stats {
+        let moved: Vec<String> = stats
+            .iter()
+            .filter(|(k, v)| **v != 0 && *k != "entries")
+            .map(|(k, v)| format!("{k} {v:+}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "conntrack statistics in {ns}: {}",
+            if moved.is_empty() {
+                "none moved".into()
+            } else {
+                moved.join(", ")
+            }
+        );
+    }
     if !o.impairments.is_empty() {
         let _ = writeln!(s, "impairments:");
         for line in &o.impairments {
@@ -151,6 +170,19 @@ fn render_evidence(s: &mut String, o: &Observations) {
             sample.label,
             sample.at.as_secs_f64()
         );
+        for (ns, table) in &sample.conntrack {
+            let states: Vec<String> = table
+                .tcp_states
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  conntrack in {ns}: {} entries (tcp: {})",
+                table.entries,
+                states.join(", ")
+            );
+        }
         for (ns, rows) in &sample.sockets {
             let _ = writeln!(s, "  {ns}: {}", state_counts(rows));
             let interesting: Vec<&SocketRow> = rows.iter().collect();

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::case::{Case, CaseErrors, Family, SourceError, case_id, discover, load_case};
+use crate::case::{
+    Case, CaseErrors, Family, SourceError, case_id, discover, expected_refusal, load_case,
+};
 
 use super::probe::{allowed_missing, namespaces_available, strict};
 use super::report::render;
@@ -17,6 +19,11 @@ pub enum TrialKind {
     },
     /// A case file that failed to load: one failing trial, so the rest still run.
     Broken(CaseErrors),
+    /// A case file that documents refused input (`expect_invalid`) and was refused as it says.
+    Refused {
+        errors: CaseErrors,
+        expected: String,
+    },
 }
 
 pub struct TrialSpec {
@@ -28,6 +35,24 @@ pub enum TrialResult {
     Passed(String),
     Failed(String),
     Ignored(String),
+}
+
+/// Undo host-global changes left by a twlab that died (SIGKILL) before restoring them; say so.
+/// Called before any trial runs, by `twlab run` and by the test harness.
+pub fn recover_host() -> Vec<String> {
+    if namespaces_available().is_err() {
+        // Without privileges nothing could have been changed, and nothing can be restored.
+        return Vec::new();
+    }
+    match crate::host::recover() {
+        Ok(messages) => messages
+            .into_iter()
+            .map(|m| format!("twlab: {m}"))
+            .collect(),
+        Err(e) => vec![format!(
+            "twlab: failed to restore host settings left by an earlier run: {e}"
+        )],
+    }
 }
 
 /// Trials for every case file below `paths`.
@@ -66,10 +91,19 @@ pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
                     });
                 }
             }
-            Err(errors) => out.push(TrialSpec {
-                name: case_id(&root, &path),
-                kind: TrialKind::Broken(errors),
-            }),
+            Err(errors) => {
+                let source = std::fs::read_to_string(&path).unwrap_or_default();
+                let kind = match expected_refusal(&source) {
+                    Some(expected) if errors.0.iter().any(|e| e.message.contains(&expected)) => {
+                        TrialKind::Refused { errors, expected }
+                    }
+                    _ => TrialKind::Broken(errors),
+                };
+                out.push(TrialSpec {
+                    name: case_id(&root, &path),
+                    kind,
+                });
+            }
         }
     }
     out
@@ -104,6 +138,12 @@ fn write_pcaps(name: &str, report: &TrialReport) -> String {
 pub fn execute(spec: &TrialSpec) -> TrialResult {
     let (case, family) = match &spec.kind {
         TrialKind::Broken(errors) => return TrialResult::Failed(errors.to_string()),
+        TrialKind::Refused { errors, expected } => {
+            return TrialResult::Passed(format!(
+                "{}: refused before running, as the case expects (\"{expected}\"):\n{errors}",
+                spec.name
+            ));
+        }
         TrialKind::Run { case, family } => (case, *family),
     };
     if let Err(reason) = namespaces_available() {

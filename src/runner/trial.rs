@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use crate::case::{Backend, Case, Family, Requirement, SourceError};
 use crate::expect::{Check, Observations, Verdict, evaluate};
+use crate::host::{self, HostChange};
 use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
-use crate::netns::{Lab, LabError, NetnsError, sysctl};
-use crate::observe::{Capture, CounterError, Counters, PacketTap, TapError};
+use crate::netns::{Lab, LabError, NetnsError, conntrack, sysctl};
+use crate::observe::{Capture, CounterError, Counters, PacketTap, TapError, read_conntrack_stats};
 use crate::scenario::{Engine, EngineError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,32 @@ pub enum TrialError {
     Counters(#[from] CounterError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error("failed to enable conntrack: {0}")]
+    Conntrack(String),
+    #[error("failed to change a host-global setting: {0}")]
+    Host(String),
+}
+
+/// Which side of the host lock a trial holds for its duration.
+enum HostLock {
+    None,
+    Shared(host::SharedGuard),
+    Exclusive(host::HostGuard),
+}
+
+fn conntrack_stats(
+    lab: &Lab,
+    namespaces: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>, TrialError> {
+    let mut out = BTreeMap::new();
+    for ns in namespaces {
+        let stats = lab
+            .ns(ns)
+            .run(read_conntrack_stats)?
+            .map_err(|e| TrialError::Conntrack(e.to_string()))?;
+        out.insert(ns.clone(), stats);
+    }
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -114,6 +141,35 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
                 ))
             })?;
     }
+    for c in &case.conntrack {
+        let masquerade = c.masquerade.as_ref().map(|m| m.value.clone());
+        lab.ns(&c.ns.value)
+            .run(move || conntrack::enable(masquerade.as_deref()))?
+            .map_err(|e| TrialError::Conntrack(e.to_string()))?;
+    }
+    let conntrack_ns: Vec<String> = case.conntrack.iter().map(|c| c.ns.value.clone()).collect();
+    let ct_before = conntrack_stats(&lab, &conntrack_ns)?;
+    // Host-global settings last, so they are in force only while the case runs; cases that
+    // track connections but change nothing on the host hold the shared side of the same lock.
+    let host_guard = if !case.host_sysctls.is_empty() {
+        let changes: Vec<HostChange> = case
+            .host_sysctls
+            .iter()
+            .map(|(key, value)| HostChange {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        HostLock::Exclusive(host::apply(&changes).map_err(|e| TrialError::Host(e.to_string()))?)
+    } else if !case.conntrack.is_empty() {
+        HostLock::Shared(host::shared().map_err(|e| TrialError::Host(e.to_string()))?)
+    } else {
+        HostLock::None
+    };
+    let host_changes = match &host_guard {
+        HostLock::Exclusive(g) => g.changes(),
+        _ => Vec::new(),
+    };
     let mut impairments = match &backend {
         Some((b, why)) => {
             let mut imp = LinkImpairments::new(*b, why);
@@ -144,6 +200,8 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     let before = read_counters(&lab)?;
     let mut engine = Engine::new(&lab, &case.topology, family)?;
     engine.impairments = impairments.take();
+    engine.conntrack_ns = conntrack_ns.clone();
+    engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
     let started = Instant::now();
     let ran = engine.run(&case.steps);
     let run = started.elapsed();
@@ -159,12 +217,31 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     let dropped = dropped?;
     let end = engine.sample("end")?;
     let after = read_counters(&lab)?;
+    let ct_after = conntrack_stats(&lab, &conntrack_ns)?;
     let mut samples = std::mem::take(&mut engine.samples);
     samples.push(end);
     let steps = std::mem::take(&mut engine.records);
     drop(engine);
     let setup = lab.setup_time;
     drop(lab);
+    // Restore the host as soon as the case is over (the journal covers a crash before this).
+    match host_guard {
+        HostLock::Exclusive(g) => g.restore().map_err(|e| TrialError::Host(e.to_string()))?,
+        HostLock::Shared(g) => drop(g),
+        HostLock::None => {}
+    }
+    let conntrack_stats = ct_before
+        .iter()
+        .filter_map(|(ns, b)| {
+            let a = ct_after.get(ns)?;
+            Some((
+                ns.clone(),
+                a.iter()
+                    .map(|(k, v)| (k.clone(), *v as i64 - b.get(k).copied().unwrap_or(0) as i64))
+                    .collect(),
+            ))
+        })
+        .collect();
 
     let counters = before
         .iter()
@@ -186,6 +263,8 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
             })
             .collect(),
         dropped,
+        conntrack_stats,
+        host_changes,
         impairments: impairment_log,
         setup,
         run,

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
-use crate::observe::{SockDiag, SockDiagError, SocketRow};
+use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
 use crate::topology::Topology;
 
 use super::outcome::{Outcome, StepRecord};
@@ -26,6 +26,8 @@ pub enum EngineError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     SockDiag(#[from] SockDiagError),
+    #[error(transparent)]
+    Conntrack(#[from] ConntrackError),
     #[error("failed to change an impairment: {0}")]
     Impair(#[from] ImpairError),
 }
@@ -37,6 +39,8 @@ pub struct SocketSample {
     /// Since the first step started.
     pub at: Duration,
     pub sockets: BTreeMap<String, Vec<SocketRow>>,
+    /// Conntrack tables of the namespaces that track connections.
+    pub conntrack: BTreeMap<String, ConntrackTable>,
 }
 
 struct Listener {
@@ -79,6 +83,10 @@ pub struct Engine<'a> {
     /// closes anything implicitly.
     retired: Vec<OwnedFd>,
     start: Instant,
+    /// A masquerading router is on the path: accepted peers are not the clients' addresses.
+    pub nat_in_path: bool,
+    /// Namespaces whose conntrack table every sample reads.
+    pub conntrack_ns: Vec<String>,
     /// The case's link impairments and drops, which `impair` and `set_drop` steps change.
     pub impairments: Option<LinkImpairments>,
     pub records: Vec<StepRecord>,
@@ -101,6 +109,8 @@ impl<'a> Engine<'a> {
             retired: Vec::new(),
             start: Instant::now(),
             impairments: None,
+            conntrack_ns: Vec::new(),
+            nat_in_path: false,
             records: Vec::new(),
             samples: Vec::new(),
         })
@@ -118,10 +128,18 @@ impl<'a> Engine<'a> {
         for (ns, d) in &self.diag {
             sockets.insert(ns.clone(), d.dump_all()?);
         }
+        let mut conntrack = BTreeMap::new();
+        for ns in &self.conntrack_ns {
+            conntrack.insert(
+                ns.clone(),
+                self.lab.ns(ns).run(ConntrackTable::read_current)??,
+            );
+        }
         Ok(SocketSample {
             label: label.to_string(),
             at: self.start.elapsed(),
             sockets,
+            conntrack,
         })
     }
 
@@ -418,7 +436,9 @@ impl<'a> Engine<'a> {
         // server's SYN-ACK retransmission (1 s) although connect() already returned.
         let deadline = Instant::now() + timeout;
         while let Ok(fd) = so::accept(&listener.fd, deadline) {
-            if so::peer_addr(&fd).ok() == Some(local) {
+            // Behind NAT the server sees the router's address, not the client's: steps run one
+            // at a time, so the next connection accepted is this one.
+            if self.nat_in_path || so::peer_addr(&fd).ok() == Some(local) {
                 return Ok(Some(fd));
             }
             self.retired.push(fd);

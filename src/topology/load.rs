@@ -52,12 +52,46 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
             links.push(Link { ends });
         }
     }
+    let mut forwarding = Vec::new();
+    for ns in &file.forwarding {
+        if !namespaces.contains(&ns.value) {
+            errors.push(SourceError::at(
+                path,
+                &source,
+                ns.referenced,
+                format!("`{}` is not one of this topology's namespaces", ns.value),
+            ));
+        }
+        forwarding.push(ns.value.clone());
+    }
+    let mut routes = Vec::new();
+    for r in &file.routes {
+        let shared = links.iter().any(|l: &Link| {
+            let [a, b] = &l.ends;
+            (a.ns == r.ns.value && b.ns == r.via.value)
+                || (b.ns == r.ns.value && a.ns == r.via.value)
+        });
+        if !shared {
+            errors.push(SourceError::at(
+                path,
+                &source,
+                r.via.referenced,
+                format!(
+                    "`{}` shares no link with `{}`, so it cannot be its gateway",
+                    r.via.value, r.ns.value
+                ),
+            ));
+        }
+        routes.push((r.ns.value.clone(), r.via.value.clone()));
+    }
     if errors.is_empty() {
         Ok(Topology {
             name: name.to_string(),
             description: file.description.clone(),
             namespaces,
             links,
+            forwarding,
+            routes,
         })
     } else {
         Err(CaseErrors(errors))

@@ -15,6 +15,19 @@ pub struct TopologyFile {
     pub namespaces: Vec<Spanned<String>>,
     #[serde(default)]
     pub links: Vec<LinkSpec>,
+    /// Namespaces that forward packets between their links (IPv4 and IPv6).
+    #[serde(default)]
+    pub forwarding: Vec<Spanned<String>>,
+    /// Default routes: `ns` sends everything off-link through `via`'s address on their shared link.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub ns: Spanned<String>,
+    pub via: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +52,9 @@ pub struct Topology {
     pub description: String,
     pub namespaces: Vec<String>,
     pub links: Vec<Link>,
+    pub forwarding: Vec<String>,
+    /// (namespace, gateway namespace) for default routes.
+    pub routes: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +73,24 @@ pub struct LinkEnd {
 impl Topology {
     pub fn has_namespace(&self, ns: &str) -> bool {
         self.namespaces.iter().any(|n| n == ns)
+    }
+
+    /// The address `via` has on the link it shares with `ns` (a gateway for `ns`).
+    pub fn gateway(&self, ns: &str, via: &str, family: Family) -> Option<IpAddr> {
+        self.links.iter().find_map(|l| {
+            let [a, b] = &l.ends;
+            let end = if a.ns == ns && b.ns == via {
+                b
+            } else if b.ns == ns && a.ns == via {
+                a
+            } else {
+                return None;
+            };
+            Some(match family {
+                Family::Ipv4 => IpAddr::V4(end.ipv4.0),
+                Family::Ipv6 => IpAddr::V6(end.ipv6.0),
+            })
+        })
     }
 
     /// The namespace's own address in a family: that of its first link end.

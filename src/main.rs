@@ -141,6 +141,10 @@ fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
                 } else {
                     // The report's first line names the case, its title and the verdict.
                     println!("ok   {}", report.lines().next().unwrap_or(&t.name));
+                    // Host-global changes are always listed, even for passing cases.
+                    for line in report.lines().filter(|l| l.starts_with("host-global change")) {
+                        println!("     {line}");
+                    }
                 }
             }
             TrialResult::Failed(report) => {

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
-use twlab::runner::{TrialKind, TrialResult, collect, doctor, execute, recover_host};
+use twlab::runner::{
+    TrialKind, TrialResult, claims, collect, doctor, execute_with, include_slow_from_env,
+    recover_host,
+};
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +31,27 @@ enum Command {
         /// Print the full report of passing cases too.
         #[arg(short, long)]
         verbose: bool,
+        /// Also run slow cases (they wait out real timers, minutes).
+        #[arg(long)]
+        include_slow: bool,
         /// Cases run at once (they mostly wait on kernel timers).
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
     },
     /// List the trials the case files expand to.
     List { paths: Vec<PathBuf> },
+    /// Run the cases that carry a claim (default: all of cases/) and print the claims table.
+    Claims {
+        paths: Vec<PathBuf>,
+        /// text, md (Markdown, for a review) or json (a CI artifact).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Also run slow claims (they wait out real timers, minutes).
+        #[arg(long)]
+        include_slow: bool,
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+    },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
     /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
@@ -54,8 +72,14 @@ fn main() -> ExitCode {
         Command::Run {
             paths,
             verbose,
+            include_slow,
             jobs,
-        } => run(paths_or_default(paths), verbose, jobs),
+        } => run(
+            paths_or_default(paths),
+            verbose,
+            include_slow || include_slow_from_env(),
+            jobs,
+        ),
         Command::List { paths } => {
             for t in collect(&paths_or_default(paths)) {
                 match t.kind {
@@ -95,6 +119,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Claims {
+            paths,
+            format,
+            include_slow,
+            jobs,
+        } => {
+            for message in recover_host() {
+                eprintln!("{message}");
+            }
+            if include_slow {
+                // SAFETY: set before any other thread of this process exists.
+                unsafe { std::env::set_var("TWLAB_INCLUDE_SLOW", "1") };
+            }
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("cases")]
+            } else {
+                paths
+            };
+            let report = claims::run_claims(&collect(&paths), jobs);
+            match format.as_str() {
+                "md" | "markdown" => print!("{}", report.markdown()),
+                "json" => println!("{}", report.json()),
+                _ => print!("{}", report.text()),
+            }
+            if report.all_confirmed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Doctor => {
             print!("{}", doctor::report());
             ExitCode::SUCCESS
@@ -102,7 +156,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
+fn run(paths: Vec<PathBuf>, verbose: bool, include_slow: bool, jobs: usize) -> ExitCode {
     for message in recover_host() {
         println!("{message}");
     }
@@ -117,7 +171,7 @@ fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(t) = trials.get(i) else { break };
-                    let r = execute(t);
+                    let r = execute_with(t, include_slow);
                     let tag = match &r {
                         TrialResult::Passed(_) => "pass",
                         TrialResult::Failed(_) => "FAIL",
@@ -142,7 +196,10 @@ fn run(paths: Vec<PathBuf>, verbose: bool, jobs: usize) -> ExitCode {
                     // The report's first line names the case, its title and the verdict.
                     println!("ok   {}", report.lines().next().unwrap_or(&t.name));
                     // Host-global changes are always listed, even for passing cases.
-                    for line in report.lines().filter(|l| l.starts_with("host-global change")) {
+                    for line in report
+                        .lines()
+                        .filter(|l| l.starts_with("host-global change"))
+                    {
                         println!("     {line}");
                     }
                 }

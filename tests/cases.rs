@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use twlab::runner::{TrialResult, collect, execute, recover_host};
+use twlab::runner::{
+    TrialKind, TrialResult, collect, execute_with, include_slow_from_env, recover_host,
+};
 
 fn main() {
     let mut args = Arguments::from_args();
@@ -21,7 +23,11 @@ fn main() {
         .into_iter()
         .map(|spec| {
             let name = spec.name.clone();
-            Trial::ignorable_test(name, move || match execute(&spec) {
+            // Slow cases are ignored the libtest way (run with --include-ignored), so nextest
+            // and strict mode treat them as filtered, not as skipped for want of a capability.
+            let slow = matches!(&spec.kind, TrialKind::Run { case, .. } if case.slow)
+                && !include_slow_from_env();
+            Trial::ignorable_test(name, move || match execute_with(&spec, true) {
                 TrialResult::Passed(report) => {
                     if nocapture {
                         println!("{report}");
@@ -31,6 +37,7 @@ fn main() {
                 TrialResult::Failed(report) => Err(Failed::from(report)),
                 TrialResult::Ignored(reason) => Ok(Completion::ignored_with(reason)),
             })
+            .with_ignored_flag(slow)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

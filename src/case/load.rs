@@ -9,7 +9,7 @@ use crate::topology::{Topology, load_topology, topology_dir};
 
 use super::diagnostic::{CaseErrors, SourceError};
 use super::model::{
-    Backend, CaseFile, ConntrackSpec, DropSpec, Family, ImpairSpec, Requirement, Step,
+    Backend, CaseFile, ClaimSpec, ConntrackSpec, DropSpec, Family, ImpairSpec, Requirement, Step,
 };
 use super::validate::{SysctlSetting, validate};
 
@@ -25,6 +25,9 @@ pub struct Case {
     pub topology: Topology,
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
+    pub claim: Option<ClaimSpec>,
+    /// Waits out real timers: skipped unless slow cases are asked for.
+    pub slow: bool,
     pub impair: Vec<ImpairSpec>,
     pub backend: Option<Backend>,
     pub requires: Vec<Requirement>,
@@ -102,12 +105,14 @@ pub fn case_id(root: &Path, path: &Path) -> String {
 
 /// What a file that documents refused input expects: `expect_invalid: TEXT`, read leniently so
 /// it is found even when the rest of the file does not load.
-pub fn expected_refusal(source: &str) -> Option<String> {
+pub fn expected_refusal(source: &str) -> Option<(String, Option<ClaimSpec>)> {
     #[derive(serde::Deserialize)]
     struct Probe {
         expect_invalid: Option<String>,
+        claim: Option<ClaimSpec>,
     }
-    serde_saphyr::from_str::<Probe>(source).ok()?.expect_invalid
+    let probe = serde_saphyr::from_str::<Probe>(source).ok()?;
+    Some((probe.expect_invalid?, probe.claim))
 }
 
 pub fn load_case(root: &Path, path: &Path) -> Result<Case, CaseErrors> {
@@ -185,6 +190,8 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         topology,
         families: v.families,
         sysctls: v.sysctls,
+        claim: file.claim.map(|c| c.value),
+        slow: file.slow,
         impair: file.impair.into_iter().map(|s| s.value).collect(),
         backend: file.backend.map(|b| b.value),
         requires: file.requires.into_iter().map(|r| r.value).collect(),

@@ -16,6 +16,12 @@ pub struct CaseFile {
     pub name: Spanned<String>,
     /// The question the case answers, in a paragraph.
     pub description: String,
+    /// For claim cases: the tuning claim in plain words and the verdict the expectations encode.
+    #[serde(default)]
+    pub claim: Option<Spanned<ClaimSpec>>,
+    /// The case waits out real timers (minutes): skipped unless slow cases are asked for.
+    #[serde(default)]
+    pub slow: bool,
     /// A topology under `namespaces/` (`pair`, ...).
     pub topology: Spanned<String>,
     /// Address families to run the case over; one trial each. Default: `[ipv4]`.
@@ -52,6 +58,39 @@ pub struct CaseFile {
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+/// A claim people make about TCP close behaviour, with the verdict the case's expectations
+/// encode on the kernel where they were observed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSpec {
+    /// The claim, as people state it.
+    pub says: String,
+    /// Where such claims come from.
+    pub source: String,
+    pub verdict: Verdict,
+    /// For `depends`: on what.
+    #[serde(default)]
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Holds,
+    Refuted,
+    Depends,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::Refuted => "refuted",
+            Verdict::Depends => "depends",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -556,6 +595,10 @@ pub struct ExpectSpec {
     /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
     #[serde(default)]
     pub dropped: Option<Spanned<String>>,
+
+    /// Show this expectation's observed value as the claim's evidence in `twlab claims`.
+    #[serde(default)]
+    pub evidence: bool,
 
     /// Why this is expected: shown with the verdict.
     #[serde(default)]

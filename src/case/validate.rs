@@ -240,6 +240,7 @@ impl Ctx<'_> {
                 line: at.line(),
                 col: at.column(),
                 why: e.why.clone(),
+                evidence: e.evidence,
                 check,
             })
         };

@@ -11,6 +11,8 @@ pub struct Expectation {
     pub line: u64,
     pub col: u64,
     pub why: Option<String>,
+    /// Shown as the evidence of a claim.
+    pub evidence: bool,
     pub check: Check,
 }
 

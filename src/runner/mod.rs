@@ -1,5 +1,6 @@
 //! Trials for libtest-mimic and `twlab run`: capability probes, skip reasons, reports.
 
+pub mod claims;
 pub mod doctor;
 mod probe;
 mod report;
@@ -8,5 +9,8 @@ mod trial;
 
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::render;
-pub use suite::{TrialKind, TrialResult, TrialSpec, collect, execute, recover_host};
+pub use suite::{
+    SLOW_REASON, TrialKind, TrialResult, TrialSpec, collect, execute, execute_with,
+    include_slow_from_env, recover_host,
+};
 pub use trial::{TrialError, TrialReport, run_trial};

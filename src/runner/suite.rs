@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::case::{
-    Case, CaseErrors, Family, SourceError, case_id, discover, expected_refusal, load_case,
+    Case, CaseErrors, ClaimSpec, Family, SourceError, case_id, discover, expected_refusal,
+    load_case,
 };
 
 use super::probe::{allowed_missing, namespaces_available, strict};
@@ -23,6 +24,7 @@ pub enum TrialKind {
     Refused {
         errors: CaseErrors,
         expected: String,
+        claim: Option<ClaimSpec>,
     },
 }
 
@@ -94,8 +96,14 @@ pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
             Err(errors) => {
                 let source = std::fs::read_to_string(&path).unwrap_or_default();
                 let kind = match expected_refusal(&source) {
-                    Some(expected) if errors.0.iter().any(|e| e.message.contains(&expected)) => {
-                        TrialKind::Refused { errors, expected }
+                    Some((expected, claim))
+                        if errors.0.iter().any(|e| e.message.contains(&expected)) =>
+                    {
+                        TrialKind::Refused {
+                            errors,
+                            expected,
+                            claim,
+                        }
                     }
                     _ => TrialKind::Broken(errors),
                 };
@@ -135,10 +143,24 @@ fn write_pcaps(name: &str, report: &TrialReport) -> String {
     out
 }
 
+/// Whether slow cases (which wait out real timers) run: `TWLAB_INCLUDE_SLOW=1`, or
+/// `twlab run --include-slow`.
+pub fn include_slow_from_env() -> bool {
+    std::env::var("TWLAB_INCLUDE_SLOW").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+pub const SLOW_REASON: &str = "slow: it waits out real timers; run it with TWLAB_INCLUDE_SLOW=1, `cargo test -- --include-ignored` or `twlab run --include-slow`";
+
 pub fn execute(spec: &TrialSpec) -> TrialResult {
+    execute_with(spec, include_slow_from_env())
+}
+
+pub fn execute_with(spec: &TrialSpec, include_slow: bool) -> TrialResult {
     let (case, family) = match &spec.kind {
         TrialKind::Broken(errors) => return TrialResult::Failed(errors.to_string()),
-        TrialKind::Refused { errors, expected } => {
+        TrialKind::Refused {
+            errors, expected, ..
+        } => {
             return TrialResult::Passed(format!(
                 "{}: refused before running, as the case expects (\"{expected}\"):\n{errors}",
                 spec.name
@@ -146,6 +168,10 @@ pub fn execute(spec: &TrialSpec) -> TrialResult {
         }
         TrialKind::Run { case, family } => (case, *family),
     };
+    // A deliberate filter, not a missing capability: never a failure, even under TWLAB_STRICT.
+    if case.slow && !include_slow {
+        return TrialResult::Ignored(SLOW_REASON.into());
+    }
     if let Err(reason) = namespaces_available() {
         return if strict() {
             TrialResult::Failed(format!(

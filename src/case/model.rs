@@ -561,6 +561,9 @@ pub struct ExpectSpec {
     pub local_port: Option<u16>,
     #[serde(default)]
     pub remote_port: Option<u16>,
+    /// Only sockets a file (a descriptor) holds (`true`), or only those none holds (`false`).
+    #[serde(default)]
+    pub has_file: Option<bool>,
     #[serde(default)]
     pub at: Option<Spanned<String>>,
     #[serde(default)]

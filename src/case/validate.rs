@@ -259,6 +259,7 @@ impl Ctx<'_> {
             ("remote_port", e.remote_port.is_some(), &["sockets"]),
             ("at", e.at.is_some(), &["sockets", "conntrack"]),
             ("rtt_ms", e.rtt_ms.is_some(), &["sockets"]),
+            ("has_file", e.has_file.is_some(), &["sockets"]),
             (
                 "count",
                 e.count.is_some(),
@@ -407,6 +408,7 @@ impl Ctx<'_> {
             };
             let filter = SocketFilter {
                 state,
+                has_file: e.has_file,
                 port: e.port,
                 local_port: e.local_port,
                 remote_port: e.remote_port,

@@ -81,6 +81,8 @@ pub enum Check {
 #[derive(Debug, Clone, Default)]
 pub struct SocketFilter {
     pub state: Option<TcpState>,
+    /// Only sockets that a file (so a descriptor) holds, or only those none holds.
+    pub has_file: Option<bool>,
     pub port: Option<u16>,
     pub local_port: Option<u16>,
     pub remote_port: Option<u16>,
@@ -94,6 +96,11 @@ impl fmt::Display for SocketFilter {
         }
         if let Some(p) = self.port {
             write!(f, ", port {p}")?;
+        }
+        match self.has_file {
+            Some(true) => write!(f, ", held by a file")?,
+            Some(false) => write!(f, ", held by no file")?,
+            None => {}
         }
         if let Some(p) = self.local_port {
             write!(f, ", local port {p}")?;

@@ -43,6 +43,7 @@ pub struct Verdict {
 
 pub fn matches(filter: &SocketFilter, row: &SocketRow) -> bool {
     filter.state.is_none_or(|s| s == row.state)
+        && filter.has_file.is_none_or(|f| f == (row.inode != 0))
         && filter
             .port
             .is_none_or(|p| row.local.port() == p || row.remote.port() == p)

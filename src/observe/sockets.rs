@@ -28,6 +28,9 @@ pub struct SocketRow {
     pub rtt_us: Option<u32>,
     /// Segments retransmitted over the connection's life (tcp_info).
     pub total_retrans: Option<u32>,
+    /// Inode of the socket's file; 0 when no file (so no descriptor) holds it: TIME_WAIT,
+    /// request sockets, and orphans whose process closed them.
+    pub inode: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +131,7 @@ impl SockDiag {
                                     unmap(id.destination_address),
                                     id.destination_port,
                                 ),
+                                inode: resp.header.inode,
                                 recv_q: resp.header.recv_queue,
                                 send_q: resp.header.send_queue,
                             });

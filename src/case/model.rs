@@ -304,6 +304,33 @@ pub enum Step {
     Impair(Box<ImpairSpec>),
     /// Switch a targeted drop on or off.
     SetDrop(SetDrop),
+    /// Send one stray TCP segment into a connection's 4-tuple from a raw socket.
+    Inject(Inject),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InjectFlag {
+    Syn,
+    Ack,
+    Fin,
+    Rst,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    /// The side the segment pretends to come from (sent from its namespace and address).
+    pub by: Role,
+    pub flags: Vec<InjectFlag>,
+    #[serde(default)]
+    pub seq: u32,
+    #[serde(default)]
+    pub ack: u32,
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +355,7 @@ impl Step {
             Step::Repeat(_) => "repeat",
             Step::Impair(_) => "impair",
             Step::SetDrop(_) => "set_drop",
+            Step::Inject(_) => "inject",
         }
     }
 
@@ -341,6 +369,7 @@ impl Step {
             Step::Close(s) => s.label.as_deref(),
             Step::Send(s) => s.label.as_deref(),
             Step::Recv(s) => s.label.as_deref(),
+            Step::Inject(s) => s.label.as_deref(),
             Step::Sample(s) => Some(s.label.as_str()),
             Step::Sleep(_) | Step::Repeat(_) | Step::Impair(_) | Step::SetDrop(_) => return None,
         };

@@ -129,6 +129,15 @@ impl Ctx<'_> {
                 }
                 Step::Send(s) => self.conn(&s.conn, at),
                 Step::Recv(r) => self.conn(&r.conn, at),
+                Step::Inject(i) => {
+                    self.conn(&i.conn, at);
+                    if i.flags.is_empty() {
+                        self.err(
+                            at,
+                            "inject needs flags: [ack], [rst], [syn] or [fin] (or several)",
+                        );
+                    }
+                }
                 Step::Sample(s) => {
                     if s.label == "end" || !self.samples.insert(s.label.clone()) {
                         self.err(at, format!("sample label `{}` is taken (`end` is the sample made after the last step)", s.label));

@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use netlink_packet_sock_diag::inet::StateFlags;
 use serde_saphyr::Spanned;
 
+use crate::case::Inject;
 use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
 use crate::topology::Topology;
 
+use super::inject;
 use super::outcome::{Outcome, StepRecord};
 use super::socket::{self as so, RecvEnd};
 
@@ -259,6 +261,7 @@ impl<'a> Engine<'a> {
             Step::Close(c) => extra = self.close(c, &mut rec)?,
             Step::Send(s) => self.send(s, &mut rec),
             Step::Recv(r) => self.recv(r, &mut rec),
+            Step::Inject(i) => self.inject(i, &mut rec)?,
             Step::Sleep(_)
             | Step::Sample(_)
             | Step::Repeat(_)
@@ -564,6 +567,33 @@ impl<'a> Engine<'a> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// One stray segment into the connection's 4-tuple, from the namespace of side `by`.
+    fn inject(&mut self, i: &Inject, rec: &mut StepRecord) -> Result<(), EngineError> {
+        let Some(c) = self.conns.get(&i.conn) else {
+            rec.outcome = Outcome::Skipped(format!("no connection `{}`", i.conn));
+            return Ok(());
+        };
+        let (Some(local), Some(server_ns)) = (c.local, c.server_ns.clone()) else {
+            rec.outcome = Outcome::Skipped(format!(
+                "connection `{}` has no 4-tuple to inject into",
+                i.conn
+            ));
+            return Ok(());
+        };
+        let (ns, src, dst) = match i.by {
+            Role::Server => (server_ns, c.remote, local),
+            Role::Client => (c.client_ns.clone(), local, c.remote),
+        };
+        let bytes = inject::segment(src, dst, &i.flags, i.seq, i.ack);
+        rec.detail = format!("{:?} {src} -> {dst} seq {} ack {}", i.flags, i.seq, i.ack);
+        rec.outcome = self
+            .lab
+            .ns(&ns)
+            .run(move || inject::send(src, dst, &bytes))?
+            .into();
+        Ok(())
     }
 
     fn send(&mut self, s: &SendStep, rec: &mut StepRecord) {

@@ -1,6 +1,7 @@
 //! The workload: listen, connect, close, send/recv, repeat... with real kernel sockets.
 
 mod engine;
+mod inject;
 mod outcome;
 mod socket;
 

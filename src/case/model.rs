@@ -624,6 +624,11 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub stat: Option<Spanned<String>>,
 
+    /// Kernel log records (from /dev/kmsg) written during the case that contain this text,
+    /// with `count`.
+    #[serde(default)]
+    pub kernel_log: Option<Spanned<String>>,
+
     /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
     #[serde(default)]
     pub dropped: Option<Spanned<String>>,

@@ -237,10 +237,11 @@ impl Ctx<'_> {
             ("packets", e.packets.is_some()),
             ("dropped", e.dropped.is_some()),
             ("conntrack", e.conntrack.is_some()),
+            ("kernel_log", e.kernel_log.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         let [kind] = present.as_slice() else {
-            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count) or `conntrack:` (a namespace's conntrack table)");
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count), `conntrack:` (a namespace's conntrack table) or `kernel_log:` (kernel log lines)");
             return;
         };
         let kind = *kind;
@@ -272,7 +273,7 @@ impl Ctx<'_> {
             (
                 "count",
                 e.count.is_some(),
-                &["sockets", "packets", "dropped", "conntrack"],
+                &["sockets", "packets", "dropped", "conntrack", "kernel_log"],
             ),
             ("ns", e.ns.is_some(), &["counter"]),
             ("delta", e.delta.is_some(), &["counter", "conntrack"]),
@@ -538,6 +539,18 @@ impl Ctx<'_> {
                     ns: ns.value.clone(),
                     state,
                     at: at_label,
+                    cmp: count.value,
+                },
+            );
+        } else if let Some(text) = &e.kernel_log {
+            let Some(count) = &e.count else {
+                self.err(at, "a `kernel_log:` expectation needs `count:`");
+                return;
+            };
+            push(
+                count.referenced,
+                Check::KernelLog {
+                    text: text.value.clone(),
                     cmp: count.value,
                 },
             );

@@ -68,6 +68,8 @@ pub enum Check {
         stat: String,
         cmp: Comparison,
     },
+    /// Kernel log records written during the case that contain `text`.
+    KernelLog { text: String, cmp: Comparison },
     /// Packets a targeted drop (or a direction's random loss) took.
     Dropped { name: String, cmp: Comparison },
     /// A MIB counter's change over the case.
@@ -165,6 +167,9 @@ impl fmt::Display for Check {
             }
             Check::ConntrackStat { ns, stat, cmp } => {
                 write!(f, "{ns}: conntrack {stat} delta {cmp}")
+            }
+            Check::KernelLog { text, cmp } => {
+                write!(f, "kernel log lines containing {text:?} {cmp}")
             }
             Check::Dropped { name, cmp } => write!(f, "drop `{name}` took {cmp} packets"),
         }

@@ -26,6 +26,8 @@ pub struct Observations {
     pub dropped: BTreeMap<String, u64>,
     /// Conntrack statistics changes over the case, per namespace with conntrack.
     pub conntrack_stats: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Kernel log records written during the case (only when an expectation reads them).
+    pub kernel_log: Vec<String>,
     /// Host-global settings changed for the case, and restored.
     pub host_changes: Vec<String>,
     /// Impairments applied and through which backend, delay-line statistics.
@@ -248,6 +250,21 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 Some(d) => (cmp.holds(*d), format!("{d:+}")),
                 None => (false, format!("no conntrack statistic `{stat}` in `{ns}`")),
             }
+        }
+        Check::KernelLog { text, cmp } => {
+            let matching: Vec<&String> = obs
+                .kernel_log
+                .iter()
+                .filter(|l| l.contains(text.as_str()))
+                .collect();
+            let shown = match matching.first() {
+                Some(first) => format!("{} (first: {first})", matching.len()),
+                None => format!(
+                    "0 (of {} records logged during the case)",
+                    obs.kernel_log.len()
+                ),
+            };
+            (cmp.holds(matching.len() as i64), shown)
         }
         Check::Dropped { name, cmp } => match obs.dropped.get(name) {
             Some(n) => (cmp.holds(*n as i64), format!("{n}")),

@@ -2,6 +2,7 @@
 
 mod conntrack;
 mod counters;
+mod kernel_log;
 mod packets;
 mod pcap;
 mod sockets;
@@ -9,6 +10,7 @@ mod tcp_state;
 
 pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
+pub use kernel_log::{KernelLog, KernelLogError};
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, TcpKind,
     read_pcap,

@@ -9,7 +9,10 @@ use crate::expect::{Check, Observations, Verdict, evaluate};
 use crate::host::{self, HostChange};
 use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
 use crate::netns::{Lab, LabError, NetnsError, conntrack, sysctl};
-use crate::observe::{Capture, CounterError, Counters, PacketTap, TapError, read_conntrack_stats};
+use crate::observe::{
+    Capture, CounterError, Counters, KernelLog, KernelLogError, PacketTap, TapError,
+    read_conntrack_stats,
+};
 use crate::scenario::{Engine, EngineError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum TrialError {
     Counters(#[from] CounterError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error(transparent)]
+    KernelLog(#[from] KernelLogError),
     #[error("failed to enable conntrack: {0}")]
     Conntrack(String),
     #[error("failed to change a host-global setting: {0}")]
@@ -197,6 +202,15 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         }
     }
 
+    let wants_log = case
+        .expectations
+        .iter()
+        .any(|e| matches!(e.check, Check::KernelLog { .. }));
+    let mut kernel_log = if wants_log {
+        Some(KernelLog::start()?)
+    } else {
+        None
+    };
     let before = read_counters(&lab)?;
     let mut engine = Engine::new(&lab, &case.topology, family)?;
     engine.impairments = impairments.take();
@@ -218,6 +232,10 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     let end = engine.sample("end")?;
     let after = read_counters(&lab)?;
     let ct_after = conntrack_stats(&lab, &conntrack_ns)?;
+    let kernel_log = match kernel_log.as_mut() {
+        Some(log) => log.read_new()?,
+        None => Vec::new(),
+    };
     let mut samples = std::mem::take(&mut engine.samples);
     samples.push(end);
     let steps = std::mem::take(&mut engine.records);
@@ -264,6 +282,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
             .collect(),
         dropped,
         conntrack_stats,
+        kernel_log,
         host_changes,
         impairments: impairment_log,
         setup,

@@ -441,6 +441,10 @@ pub struct Connect {
     /// IP_BIND_ADDRESS_NO_PORT: bind the address now, let connect() pick the port.
     #[serde(default)]
     pub bind_address_no_port: bool,
+    /// SO_BINDTODEVICE: bind the socket to this interface of its namespace (`lo` for traffic
+    /// that the kernel must treat as loopback traffic).
+    #[serde(default)]
+    pub bind_device: Option<String>,
     #[serde(default = "default_connect_timeout")]
     pub timeout: CaseDuration,
     /// Name of the connection, for later close/send/recv/reconnect steps.

@@ -91,6 +91,15 @@ impl Lab {
                     source,
                 })?;
         }
+        for (ns, v4, v6) in &topology.loopback {
+            let addrs = vec![(v4.0.into(), v4.1), (v6.0.into(), v6.1)];
+            lab.ns(ns)
+                .run(move || link::configure("lo", addrs))?
+                .map_err(|source| LabError::Link {
+                    ns: ns.clone(),
+                    source,
+                })?;
+        }
         for ns in &topology.forwarding {
             for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
                 lab.ns(ns)

@@ -58,6 +58,7 @@ struct ConnectArgs {
     local_port: Option<u16>,
     reuseaddr: bool,
     bind_address_no_port: bool,
+    bind_device: Option<String>,
     timeout: Duration,
 }
 
@@ -70,6 +71,7 @@ struct Conn {
     local: Option<SocketAddr>,
     remote: SocketAddr,
     reuseaddr: bool,
+    bind_device: Option<String>,
     /// Why there is no connection: the connect's errno.
     failed: Option<String>,
 }
@@ -231,6 +233,7 @@ impl<'a> Engine<'a> {
                     local_port: c.local_port,
                     reuseaddr: c.reuseaddr,
                     bind_address_no_port: c.bind_address_no_port,
+                    bind_device: c.bind_device.clone(),
                     timeout: c.timeout.0,
                 };
                 self.connect(args, &c.name, &mut rec)?;
@@ -247,6 +250,7 @@ impl<'a> Engine<'a> {
                         local_port: Some(local.port()),
                         reuseaddr: c.reuseaddr,
                         bind_address_no_port: false,
+                        bind_device: c.bind_device.clone(),
                         timeout: r.timeout.0,
                     };
                     self.connect(args, &r.conn, &mut rec)?;
@@ -292,11 +296,7 @@ impl<'a> Engine<'a> {
 
     /// The namespace that owns an address, if the topology assigns it.
     fn owner_of(&self, ip: IpAddr) -> Option<String> {
-        self.topology
-            .namespaces
-            .iter()
-            .find(|ns| self.topology.address_of(ns, self.family) == Some(ip))
-            .cloned()
+        self.topology.owner_of(ip).map(str::to_string)
     }
 
     fn listen(&mut self, l: &Listen, rec: &mut StepRecord) -> Result<(), EngineError> {
@@ -345,6 +345,7 @@ impl<'a> Engine<'a> {
         let remote = c.remote;
         let local_ip = self.resolve(&c.from);
         let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
+        let device = c.bind_device.clone();
         let bind_to = (no_port || local_port.is_some())
             .then(|| SocketAddr::new(local_ip, local_port.unwrap_or(0)));
         let created =
@@ -356,6 +357,9 @@ impl<'a> Engine<'a> {
                     let opt = |e| ("setsockopt()".to_string(), e);
                     if reuse {
                         so::set_reuseaddr(&fd).map_err(opt)?;
+                    }
+                    if let Some(dev) = &device {
+                        so::bind_to_device(&fd, dev).map_err(opt)?;
                     }
                     if no_port && remote.is_ipv4() {
                         so::set_bind_address_no_port(&fd).map_err(opt)?;
@@ -373,6 +377,7 @@ impl<'a> Engine<'a> {
             local: None,
             remote,
             reuseaddr: c.reuseaddr,
+            bind_device: c.bind_device.clone(),
             failed: None,
         };
         rec.detail = format!("-> {remote}");

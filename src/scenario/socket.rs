@@ -48,6 +48,10 @@ pub fn set_bind_address_no_port(fd: &OwnedFd) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
+pub fn bind_to_device(fd: &OwnedFd, ifname: &str) -> nix::Result<()> {
+    setsockopt(fd, sockopt::BindToDevice, &std::ffi::OsString::from(ifname))
+}
+
 pub fn set_linger(fd: &OwnedFd, seconds: u16) -> nix::Result<()> {
     let l = libc::linger {
         l_onoff: 1,

@@ -64,6 +64,19 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
         }
         forwarding.push(ns.value.clone());
     }
+    let mut loopback = Vec::new();
+    for lo in &file.loopback {
+        let end = EndSpec {
+            ns: lo.ns.clone(),
+            ifname: serde_saphyr::Spanned::new("lo".to_string(), lo.ns.referenced, lo.ns.defined),
+            ipv4: lo.ipv4.clone(),
+            ipv6: lo.ipv6.clone(),
+        };
+        match check_end(path, &source, &end, &namespaces) {
+            Ok(e) => loopback.push((e.ns, e.ipv4, e.ipv6)),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
     let mut routes = Vec::new();
     for r in &file.routes {
         let shared = links.iter().any(|l: &Link| {
@@ -91,6 +104,7 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
             namespaces,
             links,
             forwarding,
+            loopback,
             routes,
         })
     } else {

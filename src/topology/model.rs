@@ -18,9 +18,20 @@ pub struct TopologyFile {
     /// Namespaces that forward packets between their links (IPv4 and IPv6).
     #[serde(default)]
     pub forwarding: Vec<Spanned<String>>,
+    /// Extra addresses on a namespace's `lo` (for traffic the kernel must see as loopback).
+    #[serde(default)]
+    pub loopback: Vec<LoopbackSpec>,
     /// Default routes: `ns` sends everything off-link through `via`'s address on their shared link.
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopbackSpec {
+    pub ns: Spanned<String>,
+    pub ipv4: Spanned<String>,
+    pub ipv6: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +64,8 @@ pub struct Topology {
     pub namespaces: Vec<String>,
     pub links: Vec<Link>,
     pub forwarding: Vec<String>,
+    /// Addresses on `lo`: (namespace, IPv4 /prefix, IPv6 /prefix).
+    pub loopback: Vec<(String, (Ipv4Addr, u8), (Ipv6Addr, u8))>,
     /// (namespace, gateway namespace) for default routes.
     pub routes: Vec<(String, String)>,
 }
@@ -91,6 +104,22 @@ impl Topology {
                 Family::Ipv6 => IpAddr::V6(end.ipv6.0),
             })
         })
+    }
+
+    /// The namespace that has `ip`, on a link or on its `lo`.
+    pub fn owner_of(&self, ip: IpAddr) -> Option<&str> {
+        let on_link = self
+            .links
+            .iter()
+            .flat_map(|l| l.ends.iter())
+            .find(|e| IpAddr::V4(e.ipv4.0) == ip || IpAddr::V6(e.ipv6.0) == ip);
+        if let Some(e) = on_link {
+            return Some(&e.ns);
+        }
+        self.loopback
+            .iter()
+            .find(|(_, v4, v6)| IpAddr::V4(v4.0) == ip || IpAddr::V6(v6.0) == ip)
+            .map(|(ns, _, _)| ns.as_str())
     }
 
     /// The namespace's own address in a family: that of its first link end.

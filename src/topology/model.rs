@@ -56,6 +56,9 @@ pub struct EndSpec {
     pub ipv6: Spanned<String>,
 }
 
+/// An address pair on a namespace's `lo`: (namespace, IPv4 /prefix, IPv6 /prefix).
+pub type LoopbackAddr = (String, (Ipv4Addr, u8), (Ipv6Addr, u8));
+
 /// A loaded, checked topology.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -65,7 +68,7 @@ pub struct Topology {
     pub links: Vec<Link>,
     pub forwarding: Vec<String>,
     /// Addresses on `lo`: (namespace, IPv4 /prefix, IPv6 /prefix).
-    pub loopback: Vec<(String, (Ipv4Addr, u8), (Ipv6Addr, u8))>,
+    pub loopback: Vec<LoopbackAddr>,
     /// (namespace, gateway namespace) for default routes.
     pub routes: Vec<(String, String)>,
 }

@@ -212,6 +212,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// The sample an expectation's `at:` names (`end` when absent), or None after an error.
+    fn sample_label(&mut self, at: &Option<Spanned<String>>) -> Option<String> {
+        match at {
+            Some(a) if a.value != "end" && !self.samples.contains(&a.value) => {
+                self.err(
+                    a.referenced,
+                    format!(
+                        "no sample is labelled `{}` (use `end`, or a `sample:` step's label)",
+                        a.value
+                    ),
+                );
+                None
+            }
+            Some(a) => Some(a.value.clone()),
+            None => Some("end".into()),
+        }
+    }
+
     fn conn(&mut self, name: &str, at: Location) {
         if !self.conns.contains(name) {
             self.err(at, format!("no earlier `connect` step is named `{name}` (connections are named with `name:`, default `conn`)"));
@@ -401,21 +419,10 @@ impl Ctx<'_> {
                 },
                 None => None,
             };
-            let at_label = match &e.at {
-                Some(a) if a.value != "end" && !self.samples.contains(&a.value) => {
-                    self.err(
-                        a.referenced,
-                        format!(
-                            "no sample is labelled `{}` (use `end`, or a `sample:` step's label)",
-                            a.value
-                        ),
-                    );
-                    bad = true;
-                    String::new()
-                }
-                Some(a) => a.value.clone(),
-                None => "end".into(),
-            };
+            let at_label = self.sample_label(&e.at).unwrap_or_else(|| {
+                bad = true;
+                String::new()
+            });
             let filter = SocketFilter {
                 state,
                 has_file: e.has_file,
@@ -508,19 +515,8 @@ impl Ctx<'_> {
                 );
                 return;
             }
-            let at_label = match &e.at {
-                Some(a) if a.value != "end" && !self.samples.contains(&a.value) => {
-                    self.err(
-                        a.referenced,
-                        format!(
-                            "no sample is labelled `{}` (use `end`, or a `sample:` step's label)",
-                            a.value
-                        ),
-                    );
-                    return;
-                }
-                Some(a) => a.value.clone(),
-                None => "end".into(),
+            let Some(at_label) = self.sample_label(&e.at) else {
+                return;
             };
             let Some(count) = &e.count else {
                 self.err(

@@ -91,6 +91,14 @@ fn outcome_summary(obs: &Observations, label: &str) -> String {
         .join(", ")
 }
 
+/// The sample an expectation names, or the failed verdict saying it was never taken.
+fn sample_at<'a>(obs: &'a Observations, at: &str) -> Result<&'a SocketSample, (bool, String)> {
+    obs.samples
+        .iter()
+        .find(|s| s.label == at)
+        .ok_or_else(|| (false, format!("no sample `{at}` was taken")))
+}
+
 fn judge(check: &Check, obs: &Observations) -> (bool, String) {
     match check {
         Check::ResultCount {
@@ -149,8 +157,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             at,
             cmp,
         } => {
-            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
-                return (false, format!("no sample `{at}` was taken"));
+            let sample = match sample_at(obs, at) {
+                Ok(s) => s,
+                Err(missing) => return missing,
             };
             let n = sample
                 .sockets
@@ -168,8 +177,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             at,
             cmp,
         } => {
-            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
-                return (false, format!("no sample `{at}` was taken"));
+            let sample = match sample_at(obs, at) {
+                Ok(s) => s,
+                Err(missing) => return missing,
             };
             let rtts: Vec<f64> = sample
                 .sockets
@@ -218,8 +228,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             )
         }
         Check::ConntrackEntries { ns, state, at, cmp } => {
-            let Some(sample) = obs.samples.iter().find(|s| s.label == *at) else {
-                return (false, format!("no sample `{at}` was taken"));
+            let sample = match sample_at(obs, at) {
+                Ok(s) => s,
+                Err(missing) => return missing,
             };
             let Some(table) = sample.conntrack.get(ns) else {
                 return (

@@ -613,6 +613,9 @@ pub struct ExpectSpec {
     /// Every matching socket's smoothed RTT (tcp_info), in milliseconds (with `sockets:`).
     #[serde(default)]
     pub rtt_ms: Option<Spanned<Comparison>>,
+    /// Every matching socket's lowest RTT seen (tcp_info min_rtt), in milliseconds.
+    #[serde(default)]
+    pub min_rtt_ms: Option<Spanned<Comparison>>,
 
     /// Packets of this kind (SYN, SYN_ACK, FIN, RST, ACK, DATA, ANY) that crossed the link,
     /// sent by namespace `from`.

@@ -287,6 +287,7 @@ impl Ctx<'_> {
             ("remote_port", e.remote_port.is_some(), &["sockets"]),
             ("at", e.at.is_some(), &["sockets", "conntrack"]),
             ("rtt_ms", e.rtt_ms.is_some(), &["sockets"]),
+            ("min_rtt_ms", e.min_rtt_ms.is_some(), &["sockets"]),
             ("has_file", e.has_file.is_some(), &["sockets"]),
             (
                 "count",
@@ -430,7 +431,11 @@ impl Ctx<'_> {
                 local_port: e.local_port,
                 remote_port: e.remote_port,
             };
-            if let Some(rtt) = &e.rtt_ms {
+            let rtts = [(&e.rtt_ms, false), (&e.min_rtt_ms, true)];
+            for (rtt, min) in rtts
+                .iter()
+                .filter_map(|(r, min)| r.as_ref().map(|r| (r, *min)))
+            {
                 if !bad {
                     push(
                         rtt.referenced,
@@ -439,12 +444,13 @@ impl Ctx<'_> {
                             filter: filter.clone(),
                             at: at_label.clone(),
                             cmp: rtt.value,
+                            min,
                         },
                     );
                 }
-                if e.count.is_none() {
-                    return;
-                }
+            }
+            if e.count.is_none() && (e.rtt_ms.is_some() || e.min_rtt_ms.is_some()) {
+                return;
             }
             let Some(count) = &e.count else {
                 self.err(at, "a `sockets:` expectation needs `count:` (or `rtt_ms:`)");

@@ -48,6 +48,8 @@ pub enum Check {
         filter: SocketFilter,
         at: String,
         cmp: Comparison,
+        /// The lowest RTT seen rather than the smoothed one.
+        min: bool,
     },
     /// Packets of a kind (`None`: any TCP packet) sent by `from` that crossed its link.
     Packets {
@@ -152,7 +154,11 @@ impl fmt::Display for Check {
                 filter,
                 at,
                 cmp,
-            } => write!(f, "{ns}: RTT of sockets ({filter}) at {at} {cmp} ms"),
+                min,
+            } => {
+                let which = if *min { "lowest RTT" } else { "RTT" };
+                write!(f, "{ns}: {which} of sockets ({filter}) at {at} {cmp} ms")
+            }
             Check::Packets { kind, from, cmp } => write!(
                 f,
                 "{} packets sent by {from} on the wire {cmp}",

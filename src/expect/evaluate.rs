@@ -176,6 +176,7 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             filter,
             at,
             cmp,
+            min,
         } => {
             let sample = match sample_at(obs, at) {
                 Ok(s) => s,
@@ -187,7 +188,7 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 .into_iter()
                 .flatten()
                 .filter(|r| matches(filter, r))
-                .filter_map(|r| r.rtt_us)
+                .filter_map(|r| if *min { r.min_rtt_us } else { r.rtt_us })
                 .map(|us| f64::from(us) / 1000.0)
                 .collect();
             let ok = !rtts.is_empty() && rtts.iter().all(|ms| cmp.holds(ms.round() as i64));

@@ -26,6 +26,9 @@ pub struct SocketRow {
     /// Smoothed RTT the kernel measured (tcp_info), in microseconds; None for sockets that
     /// have no tcp_info (TIME_WAIT, request sockets).
     pub rtt_us: Option<u32>,
+    /// The lowest RTT the kernel has seen on the connection (tcp_info tcpi_min_rtt), in
+    /// microseconds: unlike the smoothed RTT, not raised by a slow application answer.
+    pub min_rtt_us: Option<u32>,
     /// Segments retransmitted over the connection's life (tcp_info).
     pub total_retrans: Option<u32>,
     /// Inode of the socket's file; 0 when no file (so no descriptor) holds it: TIME_WAIT,
@@ -116,15 +119,18 @@ impl SockDiag {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
                         let id = &resp.header.socket_id;
                         let info = resp.nlas.iter().find_map(|n| match n {
-                            Nla::TcpInfo(raw) => {
-                                Some((tcp_info_u32(raw, 68)?, tcp_info_u32(raw, 100)?))
-                            }
+                            Nla::TcpInfo(raw) => Some((
+                                tcp_info_u32(raw, 68)?,
+                                tcp_info_u32(raw, 100)?,
+                                tcp_info_u32(raw, 148),
+                            )),
                             _ => None,
                         });
                         if let Some(state) = TcpState::from_kernel(resp.header.state) {
                             rows.push(SocketRow {
                                 rtt_us: info.map(|i| i.0),
                                 total_retrans: info.map(|i| i.1),
+                                min_rtt_us: info.and_then(|i| i.2),
                                 state,
                                 local: SocketAddr::new(unmap(id.source_address), id.source_port),
                                 remote: SocketAddr::new(
@@ -153,7 +159,7 @@ impl SockDiag {
 }
 
 /// A u32 field of `struct tcp_info` (include/uapi/linux/tcp.h) at its byte offset: tcpi_rtt is
-/// at 68, tcpi_total_retrans at 100. Read from the raw attribute so a kernel whose tcp_info is
+/// at 68, tcpi_total_retrans at 100, tcpi_min_rtt at 148. Read from the raw attribute so a kernel whose tcp_info is
 /// longer or shorter than a crate's copy of the struct still works.
 fn tcp_info_u32(raw: &[u8], offset: usize) -> Option<u32> {
     raw.get(offset..offset + 4)

@@ -1,6 +1,9 @@
 //! The NFQUEUE delay line on a real pair topology: RTTs, ordering, changes, stop and errors.
 //! Needs root; skipped with a printed reason otherwise (a failure under TWLAB_STRICT=1).
 
+#[path = "support/privileges.rs"]
+mod privileges;
+
 #[path = "support/pingpong.rs"]
 mod pingpong;
 
@@ -13,17 +16,7 @@ use twlab::impair::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook};
 use twlab::netns::Lab;
 
 fn available() -> bool {
-    match twlab::runner::namespaces_available() {
-        Ok(()) => true,
-        Err(reason) => {
-            assert!(
-                !twlab::runner::strict(),
-                "TWLAB_STRICT is set and this test would be skipped: {reason}"
-            );
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
+    privileges::namespaces_or_skip()
 }
 
 fn pair_lab() -> Lab {

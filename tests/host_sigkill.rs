@@ -2,6 +2,9 @@
 //! restore it then, so the value stays; the next twlab run must restore it from the journal
 //! and say so.
 
+#[path = "support/privileges.rs"]
+mod privileges;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,12 +30,7 @@ impl Drop for Failsafe {
 
 #[test]
 fn sigkill_during_a_host_global_change_is_repaired_by_the_next_run() {
-    if let Err(reason) = twlab::runner::namespaces_available() {
-        assert!(
-            !twlab::runner::strict(),
-            "TWLAB_STRICT is set and this test would be skipped: {reason}"
-        );
-        eprintln!("skipped: {reason}");
+    if !privileges::namespaces_or_skip() {
         return;
     }
     let original = read_max();

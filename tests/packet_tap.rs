@@ -2,6 +2,9 @@
 //! client first, must show exactly one SYN, one SYN_ACK, one FIN each way and no RST, each
 //! frame once, and the pcap must hold every frame. Needs root (namespaces, AF_PACKET).
 
+#[path = "support/privileges.rs"]
+mod privileges;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -12,15 +15,7 @@ use twlab::observe::{Capture, Packet, PacketTap, TcpKind, read_pcap};
 use twlab::topology::load_topology;
 
 fn available() -> bool {
-    if let Err(reason) = twlab::runner::namespaces_available() {
-        assert!(
-            !twlab::runner::strict(),
-            "TWLAB_STRICT is set and this test would be skipped: {reason}"
-        );
-        eprintln!("skipped: {reason}");
-        return false;
-    }
-    true
+    privileges::namespaces_or_skip()
 }
 
 fn pair_lab() -> Lab {

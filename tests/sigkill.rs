@@ -2,6 +2,9 @@
 //! are owned only by its own threads and file descriptors, so once the process is gone nothing
 //! references them and the kernel frees them with their veth links and sockets.
 
+#[path = "support/privileges.rs"]
+mod privileges;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,12 +45,7 @@ fn netns_refs(pid: Option<u32>) -> BTreeSet<String> {
 
 #[test]
 fn sigkill_mid_case_leaves_no_namespace_veth_or_process() {
-    if let Err(reason) = twlab::runner::namespaces_available() {
-        assert!(
-            !twlab::runner::strict(),
-            "TWLAB_STRICT is set and this test would be skipped: {reason}"
-        );
-        eprintln!("skipped: {reason}");
+    if !privileges::namespaces_or_skip() {
         return;
     }
     let host = netns_refs(None);

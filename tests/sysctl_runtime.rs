@@ -1,18 +1,16 @@
 //! Sysctls the kernel refuses inside the case's namespace are reported at their position in the
 //! case file before any step runs (this needs root: the kernel is what refuses).
 
+#[path = "support/privileges.rs"]
+mod privileges;
+
 use std::path::Path;
 
 use twlab::case::load_case_source;
 use twlab::runner::{TrialError, run_trial};
 
 fn run_with_sysctl(key: &str, value: &str) -> Option<String> {
-    if let Err(reason) = twlab::runner::namespaces_available() {
-        assert!(
-            !twlab::runner::strict(),
-            "TWLAB_STRICT is set and this test would be skipped: {reason}"
-        );
-        eprintln!("skipped: {reason}");
+    if !privileges::namespaces_or_skip() {
         return None;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");

@@ -112,16 +112,7 @@ pub fn udp_blast(
     quiet: Duration,
 ) -> (u64, Vec<u64>) {
     server.set_read_timeout(Some(quiet)).expect("timeout");
-    let receiver = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut b = [0u8; 64];
-        while let Ok(n) = server.recv(&mut b) {
-            if n >= 8 {
-                got.push(u64::from_le_bytes(b[..8].try_into().unwrap()));
-            }
-        }
-        got
-    });
+    let receiver = collect_numbers(server);
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < duration {
@@ -136,12 +127,9 @@ pub fn udp_blast(
     (sent, receiver.join().expect("receiver"))
 }
 
-/// Send `count` numbered datagrams spaced by `gap`; returns what arrived, in arrival order.
-pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Duration) -> Vec<u64> {
-    server
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let receiver = std::thread::spawn(move || {
+/// Collect the sequence numbers of datagrams until `server`'s read timeout passes in silence.
+fn collect_numbers(server: UdpSocket) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut b = [0u8; 64];
         while let Ok(n) = server.recv(&mut b) {
@@ -150,7 +138,15 @@ pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Durat
             }
         }
         got
-    });
+    })
+}
+
+/// Send `count` numbered datagrams spaced by `gap`; returns what arrived, in arrival order.
+pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Duration) -> Vec<u64> {
+    server
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let receiver = collect_numbers(server);
     for i in 0..count {
         client.send(&i.to_le_bytes()).expect("send");
         if !gap.is_zero() {

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
+use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::{
-    TrialKind, TrialResult, claims, collect, doctor, execute_with, include_slow_from_env,
+    TrialKind, TrialResult, claims, collect, doctor, execute_detailed, include_slow_from_env,
     recover_host,
 };
 
@@ -37,6 +38,9 @@ enum Command {
         /// Cases run at once (they mostly wait on kernel timers).
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+        /// Also write the results as JSON to this file (status, failures, backend per trial).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// List the trials the case files expand to.
     List { paths: Vec<PathBuf> },
@@ -74,11 +78,13 @@ fn main() -> ExitCode {
             verbose,
             include_slow,
             jobs,
+            json,
         } => run(
             paths_or_default(paths),
             verbose,
             include_slow || include_slow_from_env(),
             jobs,
+            json,
         ),
         Command::List { paths } => {
             for t in collect(&paths_or_default(paths)) {
@@ -156,14 +162,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(paths: Vec<PathBuf>, verbose: bool, include_slow: bool, jobs: usize) -> ExitCode {
+fn run(
+    paths: Vec<PathBuf>,
+    verbose: bool,
+    include_slow: bool,
+    jobs: usize,
+    json: Option<PathBuf>,
+) -> ExitCode {
     for message in recover_host() {
         println!("{message}");
     }
     let trials = collect(&paths);
     let total = trials.len();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<TrialResult>>> = Mutex::new((0..total).map(|_| None).collect());
+    let results: Mutex<Vec<Option<(TrialResult, TrialOutcome)>>> =
+        Mutex::new((0..total).map(|_| None).collect());
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
@@ -171,23 +184,39 @@ fn run(paths: Vec<PathBuf>, verbose: bool, include_slow: bool, jobs: usize) -> E
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(t) = trials.get(i) else { break };
-                    let r = execute_with(t, include_slow);
+                    let began = std::time::Instant::now();
+                    let (r, facts) = execute_detailed(t, include_slow);
+                    let outcome =
+                        TrialOutcome::new(&t.name, &r, facts, began.elapsed().as_secs_f64());
                     let tag = match &r {
                         TrialResult::Passed(_) => "pass",
                         TrialResult::Failed(_) => "FAIL",
                         TrialResult::Ignored(_) => "skip",
                     };
                     eprintln!("  {tag}  {}", t.name);
-                    results.lock().unwrap()[i] = Some(r);
+                    results.lock().unwrap()[i] = Some((r, outcome));
                 }
             });
         }
     });
-    let results = results.into_inner().unwrap();
+    let (results, outcomes): (Vec<TrialResult>, Vec<TrialOutcome>) = results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every trial ran"))
+        .unzip();
+    if let Some(path) = json {
+        let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());
+        let text = serde_json::to_string_pretty(&all).expect("results serialize");
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("twlab: failed to write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
     println!();
     for (t, r) in trials.iter().zip(results.iter()) {
-        match r.as_ref().expect("every trial ran") {
+        match r {
             TrialResult::Passed(report) => {
                 passed += 1;
                 if verbose {

@@ -21,6 +21,16 @@ pub enum ResolvedBackend {
     Substitute,
 }
 
+impl ResolvedBackend {
+    /// The name `when: backend ...` conditions and the kernel-matrix table use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResolvedBackend::Netem => "netem",
+            ResolvedBackend::Substitute => "substitute",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImpairError {
     #[error(transparent)]

@@ -39,6 +39,17 @@ pub enum TrialResult {
     Ignored(String),
 }
 
+/// What a trial's result means for machines (`twlab run --json`, the kernel matrix): the
+/// status, why it failed or was skipped in one line each, and the backend it ran with.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrialFacts {
+    /// `file:line:col  check  observed: value` for each failed expectation; or the error that
+    /// stopped the trial before its expectations were judged.
+    pub failures: Vec<String>,
+    /// The impairment backend (`netem`, `substitute`) when the case impairs its links.
+    pub backend: Option<String>,
+}
+
 /// Undo host-global changes left by a twlab that died (SIGKILL) before restoring them; say so.
 /// Called before any trial runs, by `twlab run` and by the test harness.
 pub fn recover_host() -> Vec<String> {
@@ -156,43 +167,98 @@ pub fn execute(spec: &TrialSpec) -> TrialResult {
 }
 
 pub fn execute_with(spec: &TrialSpec, include_slow: bool) -> TrialResult {
+    execute_detailed(spec, include_slow).0
+}
+
+/// The first line of a failure text, for the facts of trials that stopped early.
+fn first_line(text: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| vec![l.trim().to_string()])
+        .unwrap_or_default()
+}
+
+/// Run one trial: its result with the full report, and the facts a machine reads.
+pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, TrialFacts) {
+    let result = execute_inner(spec, include_slow);
+    match result {
+        Ok(r) => r,
+        Err(r) => {
+            let facts = match &r {
+                TrialResult::Failed(text) => TrialFacts {
+                    failures: first_line(text),
+                    backend: None,
+                },
+                _ => TrialFacts::default(),
+            };
+            (r, facts)
+        }
+    }
+}
+
+/// `Err` for results reached before the case ran (their facts are only the text).
+fn execute_inner(
+    spec: &TrialSpec,
+    include_slow: bool,
+) -> Result<(TrialResult, TrialFacts), TrialResult> {
     let (case, family) = match &spec.kind {
-        TrialKind::Broken(errors) => return TrialResult::Failed(errors.to_string()),
+        TrialKind::Broken(errors) => return Err(TrialResult::Failed(errors.to_string())),
         TrialKind::Refused {
             errors, expected, ..
         } => {
-            return TrialResult::Passed(format!(
+            return Err(TrialResult::Passed(format!(
                 "{}: refused before running, as the case expects (\"{expected}\"):\n{errors}",
                 spec.name
-            ));
+            )));
         }
         TrialKind::Run { case, family } => (case, *family),
     };
     // A deliberate filter, not a missing capability: never a failure, even under TWLAB_STRICT.
     if case.slow && !include_slow {
-        return TrialResult::Ignored(SLOW_REASON.into());
+        return Err(TrialResult::Ignored(SLOW_REASON.into()));
     }
     if let Err(reason) = namespaces_available() {
-        return if strict() {
+        return Err(if strict() {
             TrialResult::Failed(format!(
                 "TWLAB_STRICT is set and this case would be skipped: {reason}"
             ))
         } else {
             TrialResult::Ignored(reason)
-        };
+        });
     }
-    match run_trial(case, family) {
+    Err(match run_trial(case, family) {
         Ok(report) => {
             let mut text = render(case, &report);
-            if report.passed() {
-                TrialResult::Passed(text)
+            let facts = TrialFacts {
+                failures: report
+                    .verdicts
+                    .iter()
+                    .filter(|v| !v.passed)
+                    .map(|v| {
+                        let e = &v.expectation;
+                        format!(
+                            "{}:{}:{}  {}  observed: {}",
+                            case.path.display(),
+                            e.line,
+                            e.col,
+                            e.check,
+                            v.observed
+                        )
+                    })
+                    .collect(),
+                backend: report.backend.map(str::to_string),
+            };
+            return Ok(if report.passed() {
+                (TrialResult::Passed(text), facts)
             } else {
                 text += &write_pcaps(&spec.name, &report);
-                TrialResult::Failed(text)
-            }
+                (TrialResult::Failed(text), facts)
+            });
         }
+        // A kernel older than the case needs is a fact about the kernel, not a broken set-up:
+        // ignored with the reason even under TWLAB_STRICT (the kernel matrix shows it).
         Err(TrialError::Unsupported { feature, reason })
-            if !strict() || allowed_missing(feature) =>
+            if !strict() || allowed_missing(feature) || feature == "kernel" =>
         {
             TrialResult::Ignored(reason)
         }
@@ -201,5 +267,5 @@ pub fn execute_with(spec: &TrialSpec, include_slow: bool) -> TrialResult {
         )),
         Err(TrialError::Sysctl(e)) => TrialResult::Failed(e.to_string()),
         Err(e) => TrialResult::Failed(format!("{}: {e}", case.id)),
-    }
+    })
 }

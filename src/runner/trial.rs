@@ -75,6 +75,8 @@ pub struct TrialReport {
     pub observations: Observations,
     /// Packets seen on each link (only when an expectation needs them), for a pcap on failure.
     pub captures: Vec<Capture>,
+    /// The impairment backend the case ran with (`netem` or `substitute`), if it impairs links.
+    pub backend: Option<&'static str>,
 }
 
 impl TrialReport {
@@ -293,6 +295,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         verdicts: evaluate(&case.expectations, &observations),
         observations,
         captures,
+        backend: backend.map(|(b, _)| b.name()),
     })
 }
 

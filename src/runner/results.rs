@@ -1,0 +1,76 @@
+//! Machine-readable results of a run (`twlab run --json FILE`): what the kernel matrix reads
+//! back from each guest, and what a CI job keeps as an artefact.
+
+use serde::{Deserialize, Serialize};
+
+use super::claims::kernel_release;
+use super::suite::{TrialFacts, TrialResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Ignored,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    pub name: String,
+    pub status: Status,
+    /// Why it was ignored (`ignored`), or nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each failed expectation with its observed value, or the error that stopped the trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// `netem` or `substitute` when the case impairs its links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    pub seconds: f64,
+}
+
+impl TrialOutcome {
+    pub fn new(name: &str, result: &TrialResult, facts: TrialFacts, seconds: f64) -> Self {
+        let (status, reason) = match result {
+            TrialResult::Passed(_) => (Status::Passed, None),
+            TrialResult::Failed(_) => (Status::Failed, None),
+            TrialResult::Ignored(reason) => (Status::Ignored, Some(reason.clone())),
+        };
+        TrialOutcome {
+            name: name.to_string(),
+            status,
+            reason,
+            failures: facts.failures,
+            backend: facts.backend,
+            seconds,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    /// `uname -r` of the kernel the trials ran on.
+    pub kernel: String,
+    pub twlab: String,
+    pub trials: Vec<TrialOutcome>,
+    pub seconds: f64,
+}
+
+impl RunResults {
+    pub fn new(trials: Vec<TrialOutcome>, seconds: f64) -> Self {
+        RunResults {
+            kernel: kernel_release(),
+            twlab: env!("CARGO_PKG_VERSION").to_string(),
+            trials,
+            seconds,
+        }
+    }
+
+    pub fn failed(&self) -> usize {
+        self.trials
+            .iter()
+            .filter(|t| t.status == Status::Failed)
+            .count()
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
+use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::{
     TrialKind, TrialResult, claims, collect, doctor, execute_detailed, include_slow_from_env,
@@ -55,6 +56,38 @@ enum Command {
         include_slow: bool,
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+    },
+    /// Run the same cases on the host kernel and on other kernels booted under QEMU, and print
+    /// a case × kernel table (exit 1 if any kernel failed a case or produced no results).
+    Matrix {
+        /// A kernel image (vmlinuz) or a Debian package (linux-image-6.1.0-56-amd64), fetched
+        /// with apt-get download and cached. Repeat for more kernels; the host is always one.
+        #[arg(short, long = "kernel", value_name = "K", required = true)]
+        kernels: Vec<String>,
+        paths: Vec<PathBuf>,
+        /// Cases at once inside a guest (more than its CPUs makes timing cases fail).
+        #[arg(long, default_value_t = 2)]
+        guest_jobs: usize,
+        /// Cases at once on the host.
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+        /// Emulated CPUs per guest (default: this machine's).
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 2048)]
+        memory: usize,
+        /// Seconds a guest may run before it is stopped and reported.
+        #[arg(long, default_value_t = 1200)]
+        timeout: u64,
+        #[arg(long)]
+        include_slow: bool,
+        /// Where reports, consoles and matrix.json go.
+        #[arg(long, default_value = "target/twlab/matrix")]
+        out: PathBuf,
+        /// Where fetched kernels are kept (default: ~/.cache/twlab/kernels).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
@@ -155,10 +188,61 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Matrix {
+            kernels,
+            paths,
+            guest_jobs,
+            jobs,
+            cpus,
+            memory,
+            timeout,
+            include_slow,
+            out,
+            cache,
+        } => matrix(MatrixOptions {
+            kernels,
+            paths: paths_or_default(paths),
+            host_jobs: jobs,
+            guest_jobs,
+            guest_cpus: cpus.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            }),
+            guest_memory_mb: memory,
+            timeout: std::time::Duration::from_secs(timeout),
+            include_slow: include_slow || include_slow_from_env(),
+            out,
+            cache: cache.unwrap_or_else(default_cache),
+        }),
         Command::Doctor => {
             print!("{}", doctor::report());
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn matrix(o: MatrixOptions) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(&o.out) {
+        eprintln!("twlab: failed to create {}: {e}", o.out.display());
+        return ExitCode::FAILURE;
+    }
+    let mut columns = Vec::new();
+    eprintln!("matrix: host kernel ...");
+    columns.push(host_column(&o));
+    for k in &o.kernels {
+        eprintln!("matrix: {k} under QEMU ...");
+        columns.push(guest_column(&o, k));
+    }
+    let m = Matrix { columns };
+    print!("{}", m.text());
+    let json = o.out.join("matrix.json");
+    match std::fs::write(&json, m.json() + "\n") {
+        Ok(()) => println!("matrix: results in {}", json.display()),
+        Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
+    }
+    if m.green() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,0 +1,157 @@
+//! The matrix as a case × kernel table, with the failures' observed values and the reasons
+//! for skips below it, and the verdict for the exit code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::runner::results::{Status, TrialOutcome};
+
+use super::columns::Column;
+
+#[derive(Debug, Serialize)]
+pub struct Matrix {
+    pub columns: Vec<Column>,
+}
+
+impl Matrix {
+    /// Trial names in first-seen order across columns (host first).
+    fn rows(&self) -> Vec<String> {
+        let mut rows: Vec<String> = Vec::new();
+        for c in &self.columns {
+            for t in c.results.iter().flat_map(|r| &r.trials) {
+                if !rows.contains(&t.name) {
+                    rows.push(t.name.clone());
+                }
+            }
+        }
+        rows
+    }
+
+    fn outcome<'a>(c: &'a Column, name: &str) -> Option<&'a TrialOutcome> {
+        c.results.as_ref()?.trials.iter().find(|t| t.name == name)
+    }
+
+    /// True when every kernel produced results and no trial failed on any kernel.
+    pub fn green(&self) -> bool {
+        self.columns
+            .iter()
+            .all(|c| c.error.is_none() && c.results.as_ref().is_some_and(|r| r.failed() == 0))
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let rows = self.rows();
+        let heads: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                if c.guest {
+                    c.release.clone()
+                } else {
+                    format!("{} (host)", c.release)
+                }
+            })
+            .collect();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|name| {
+                self.columns
+                    .iter()
+                    .map(|c| match (Self::outcome(c, name), &c.error) {
+                        (_, Some(_)) => "no result".into(),
+                        (None, None) => "-".into(),
+                        (Some(t), None) => {
+                            let status = match t.status {
+                                Status::Passed => "pass",
+                                Status::Failed => "FAIL",
+                                Status::Ignored => "skip",
+                            };
+                            match &t.backend {
+                                Some(b) if t.status != Status::Ignored => format!("{status} ({b})"),
+                                _ => status.to_string(),
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let first = rows.iter().map(String::len).max().unwrap_or(4).max(4);
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([heads[i].len()])
+                    .max()
+                    .unwrap_or(4)
+            })
+            .collect();
+        let _ = write!(s, "{:<first$}", "case");
+        for (h, w) in heads.iter().zip(&widths) {
+            let _ = write!(s, "  {h:<w$}");
+        }
+        s.push('\n');
+        let _ = writeln!(
+            s,
+            "{}",
+            "-".repeat(first + widths.iter().map(|w| w + 2).sum::<usize>())
+        );
+        for (name, row) in rows.iter().zip(&cells) {
+            let _ = write!(s, "{name:<first$}");
+            for (cell, w) in row.iter().zip(&widths) {
+                let _ = write!(s, "  {cell:<w$}");
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+        for c in &self.columns {
+            let head = format!("{} ({})", c.release, c.label);
+            match (&c.results, &c.error) {
+                (_, Some(e)) => {
+                    let _ = writeln!(s, "{head}: NO RESULTS: {e}");
+                }
+                (Some(r), None) => {
+                    let count = |st| r.trials.iter().filter(|t| t.status == st).count();
+                    let _ = writeln!(
+                        s,
+                        "{head}: {} passed, {} failed, {} skipped in {:.0} s; report {}",
+                        count(Status::Passed),
+                        count(Status::Failed),
+                        count(Status::Ignored),
+                        c.seconds,
+                        c.dir.join("report.txt").display()
+                    );
+                }
+                (None, None) => {}
+            }
+            for note in &c.notes {
+                let _ = writeln!(s, "    {note}");
+            }
+            for t in c.results.iter().flat_map(|r| &r.trials) {
+                if t.status == Status::Failed {
+                    let _ = writeln!(s, "  FAIL {}", t.name);
+                    for f in &t.failures {
+                        let _ = writeln!(s, "       {f}");
+                    }
+                }
+            }
+            // Skips grouped by reason: one kernel often skips several cases for one reason.
+            let mut skips: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for t in c.results.iter().flat_map(|r| &r.trials) {
+                if let (Status::Ignored, Some(reason)) = (t.status, &t.reason) {
+                    skips.entry(reason).or_default().push(&t.name);
+                }
+            }
+            for (reason, names) in skips {
+                let _ = writeln!(s, "  skip {}: {reason}", names.join(", "));
+            }
+        }
+        s
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}

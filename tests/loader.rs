@@ -1240,3 +1240,42 @@ fn dual_stack_case_is_one_trial_per_family_next_to_a_broken_one() {
         .collect();
     assert_eq!(names, ["a::ipv4", "a::ipv6", "b"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `when:` conditions (per-kernel expectations).
+
+#[test]
+fn when_condition_loads() {
+    let repo = Repo::new();
+    let text = case(
+        &format!("{LISTEN}{CONNECT}"),
+        "  - result: listen\n    ok: 1\n    when: kernel >= 6.14 and backend netem\n",
+    );
+    let case = repo
+        .load("cases/x.yaml", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let when = case.expectations[0].when.as_ref().expect("when kept");
+    assert_eq!(when.text, "kernel >= 6.14 and backend netem");
+}
+
+#[test]
+fn when_with_a_bad_comparison_is_refused_at_its_place() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}"),
+        "  - result: listen\n    ok: 1\n    when: kernel => 6.14\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "kernel => 6.14"));
+    assert_says(&err, &["`=>` is not a comparison", ">="]);
+}
+
+#[test]
+fn when_with_an_unknown_feature_lists_the_known_ones() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}"),
+        "  - result: listen\n    ok: 1\n    when: feature tw_reuse_delay\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "feature tw_reuse_delay"));
+    assert_says(&err, &["unknown feature `tw_reuse_delay`", "tcp_tw_reuse_delay"]);
+}

@@ -7,6 +7,7 @@ mod entries;
 mod load;
 mod model;
 mod validate;
+mod when;
 
 pub use compare::Comparison;
 pub use diagnostic::{CaseErrors, SourceError};
@@ -15,3 +16,4 @@ pub use entries::Entries;
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;
 pub use validate::SysctlSetting;
+pub use when::{FEATURES, KernelVersion, Platform, When};

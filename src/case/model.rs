@@ -647,4 +647,9 @@ pub struct ExpectSpec {
     /// Why this is expected: shown with the verdict.
     #[serde(default)]
     pub why: Option<String>,
+
+    /// Only on these kernels or backends (`kernel >= 6.14`, `feature netem`, `backend
+    /// substitute`, joined with `and`); elsewhere the expectation is reported as not applicable.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
 }

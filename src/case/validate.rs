@@ -16,6 +16,7 @@ use crate::topology::{Topology, address_allowed};
 
 use super::diagnostic::SourceError;
 use super::model::{CaseFile, ExpectSpec, Family, ImpairSpec, PeerAction, Step};
+use super::when::When;
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -263,12 +264,20 @@ impl Ctx<'_> {
             return;
         };
         let kind = *kind;
+        let when = e.when.as_ref().and_then(|w| match When::parse(&w.value) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.err(w.referenced, message);
+                None
+            }
+        });
         let mut push = |at: Location, check: Check| {
             out.push(Expectation {
                 line: at.line(),
                 col: at.column(),
                 why: e.why.clone(),
                 evidence: e.evidence,
+                when: when.clone(),
                 check,
             })
         };
@@ -654,7 +663,10 @@ pub fn validate(
     for (ns, entries) in file.sysctls.iter() {
         ctx.namespace(ns);
         for (key, value) in entries.iter() {
-            if let Err(issue) = sysctl::static_check(&key.value) {
+            // A sysctl newer than this kernel: the trial is skipped with the reason, not refused.
+            if let Err(issue) = sysctl::static_check(&key.value)
+                && !matches!(issue, sysctl::SysctlIssue::NewerKernel { .. })
+            {
                 let hint = if crate::host::is_host_settable(&key.value) {
                     format!(
                         "; to change it for the whole host during this case, declare it under `host_sysctls:` ({}: VALUE)",

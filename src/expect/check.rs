@@ -13,6 +13,8 @@ pub struct Expectation {
     pub why: Option<String>,
     /// Shown as the evidence of a claim.
     pub evidence: bool,
+    /// Where the expectation applies (all kernels when `None`).
+    pub when: Option<crate::case::When>,
     pub check: Check,
 }
 

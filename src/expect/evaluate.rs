@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::case::Platform;
 use crate::observe::{Counters, SocketRow};
 use crate::scenario::{SocketSample, StepRecord};
 
@@ -34,12 +35,17 @@ pub struct Observations {
     pub impairments: Vec<String>,
     pub setup: Duration,
     pub run: Duration,
+    /// The kernel, its features and the backend: what `when:` conditions are judged against.
+    pub platform: Platform,
 }
 
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub expectation: Expectation,
+    /// True also when the expectation does not apply here (`applies` false).
     pub passed: bool,
+    /// False when its `when:` does not hold on this kernel: not judged.
+    pub applies: bool,
     pub observed: String,
 }
 
@@ -57,10 +63,28 @@ pub fn evaluate(expectations: &[Expectation], obs: &Observations) -> Vec<Verdict
     expectations
         .iter()
         .map(|e| {
+            if let Some(when) = e.when.as_ref().filter(|w| !w.holds(&obs.platform)) {
+                return Verdict {
+                    expectation: e.clone(),
+                    passed: true,
+                    applies: false,
+                    observed: format!(
+                        "not judged: `when: {}` does not hold on kernel {}{}",
+                        when.text,
+                        obs.platform.release,
+                        obs.platform
+                            .backend
+                            .as_ref()
+                            .map(|b| format!(" with backend {b}"))
+                            .unwrap_or_default()
+                    ),
+                };
+            }
             let (passed, observed) = judge(&e.check, obs);
             Verdict {
                 expectation: e.clone(),
                 passed,
+                applies: true,
                 observed,
             }
         })

@@ -37,8 +37,18 @@ const REMOVED: &[(&str, &str)] = &[(
     "removed in Linux 4.12: it broke clients behind NAT (per-host timestamps are not monotonic across hosts)",
 )];
 
+/// Sysctls newer kernels added: on an older kernel a case that sets one is not wrong, it is
+/// for a newer kernel, and is skipped with this reason (the kernel matrix shows it).
+const ADDED: &[(&str, &str)] = &[("net.ipv4.tcp_tw_reuse_delay", "6.14")];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SysctlIssue {
+    #[error("`{key}` exists from Linux {since} on; this kernel is {release}")]
+    NewerKernel {
+        key: String,
+        since: String,
+        release: String,
+    },
     #[error(
         "`{0}` is not a network sysctl: outside `net.` a sysctl is host-wide, and a case may only change its own namespaces"
     )]
@@ -109,6 +119,15 @@ pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
     // The host's initial namespace (this thread's) shows every network sysctl the kernel has.
     let path = proc_path(key);
     if !PathBuf::from("/proc/sys").join(&path).exists() {
+        if let Some((_, since)) = ADDED.iter().find(|(k, _)| *k == key) {
+            return Err(SysctlIssue::NewerKernel {
+                key: key.to_string(),
+                since: since.to_string(),
+                release: nix::sys::utsname::uname()
+                    .map(|u| u.release().to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            });
+        }
         // Only once this kernel lacks the key: an older kernel that has it may be tested.
         if let Some((_, why)) = REMOVED.iter().find(|(k, _)| *k == key) {
             return Err(SysctlIssue::Removed {

@@ -90,7 +90,7 @@ pub fn claim_row(spec: &TrialSpec, include_slow: bool) -> Option<ClaimRow> {
             let marked: Vec<_> = report
                 .verdicts
                 .iter()
-                .filter(|v| v.expectation.evidence)
+                .filter(|v| v.expectation.evidence && v.applies)
                 .collect();
             let shown = if marked.is_empty() {
                 report.verdicts.iter().take(2).collect()

@@ -29,3 +29,44 @@ pub fn strict() -> bool {
 pub fn allowed_missing(feature: &str) -> bool {
     std::env::var("TWLAB_ALLOW_MISSING").is_ok_and(|v| v.split(',').any(|f| f.trim() == feature))
 }
+
+/// Which of the features `when:` conditions may name this kernel has (probed once).
+fn features_here() -> &'static std::collections::BTreeSet<String> {
+    static FEATURES: OnceLock<std::collections::BTreeSet<String>> = OnceLock::new();
+    FEATURES.get_or_init(|| {
+        crate::case::FEATURES
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| match *name {
+                "netem" => crate::impair::netem_available().is_ok(),
+                "tcp_tw_reuse_delay" => {
+                    std::path::Path::new("/proc/sys/net/ipv4/tcp_tw_reuse_delay").exists()
+                }
+                // Loaded, or loadable: a case enabling conntrack loads the module.
+                "conntrack" => {
+                    std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists()
+                        || conntrack_module_installed()
+                }
+                _ => false,
+            })
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn conntrack_module_installed() -> bool {
+    let dep = format!(
+        "/lib/modules/{}/modules.dep",
+        super::claims::kernel_release()
+    );
+    std::fs::read_to_string(dep).is_ok_and(|d| d.contains("/nf_conntrack.ko"))
+}
+
+/// What `when:` conditions are judged against for one trial.
+pub fn platform(backend: Option<&str>) -> crate::case::Platform {
+    crate::case::Platform {
+        release: super::claims::kernel_release(),
+        features: features_here().clone(),
+        backend: backend.map(str::to_string),
+    }
+}

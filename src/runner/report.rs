@@ -15,6 +15,11 @@ const MAX_ROWS: usize = 12;
 pub fn render(case: &Case, report: &TrialReport) -> String {
     let mut s = String::new();
     let failed = report.verdicts.iter().filter(|v| !v.passed).count();
+    let judged = report.verdicts.iter().filter(|v| v.applies).count();
+    let not_here = match report.verdicts.len() - judged {
+        0 => String::new(),
+        n => format!(" ({n} not applicable on this kernel)"),
+    };
     let _ = writeln!(
         s,
         "{} ({}, {}): {}",
@@ -22,9 +27,9 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
         case.name,
         report.family.name(),
         if failed == 0 {
-            format!("all {} expectations hold", report.verdicts.len())
+            format!("all {judged} expectations hold{not_here}")
         } else {
-            format!("{failed} of {} expectations failed", report.verdicts.len())
+            format!("{failed} of {judged} expectations failed{not_here}")
         }
     );
     let o = &report.observations;
@@ -40,7 +45,11 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
         let _ = writeln!(
             s,
             "  {} {}:{}:{}  {}\n       observed: {}",
-            if v.passed { "ok  " } else { "FAIL" },
+            match (v.applies, v.passed) {
+                (false, _) => "n/a ",
+                (true, true) => "ok  ",
+                (true, false) => "FAIL",
+            },
             case.path.display(),
             e.line,
             e.col,

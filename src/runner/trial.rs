@@ -135,6 +135,12 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         lab.ns(&s.ns)
             .run(move || sysctl::apply(&key, &value))?
             .map_err(|issue| {
+                if let sysctl::SysctlIssue::NewerKernel { .. } = issue {
+                    return TrialError::Unsupported {
+                        feature: "kernel",
+                        reason: format!("the case sets a sysctl this kernel predates: {issue}"),
+                    };
+                }
                 let at = match issue {
                     sysctl::SysctlIssue::Rejected { .. }
                     | sysctl::SysctlIssue::NotStored { .. } => s.value_at,
@@ -289,6 +295,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         impairments: impairment_log,
         setup,
         run,
+        platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),
     };
     Ok(TrialReport {
         family,

@@ -1277,5 +1277,8 @@ fn when_with_an_unknown_feature_lists_the_known_ones() {
     );
     let err = refuse_one(&text);
     assert_at(&err, pos(&text, "feature tw_reuse_delay"));
-    assert_says(&err, &["unknown feature `tw_reuse_delay`", "tcp_tw_reuse_delay"]);
+    assert_says(
+        &err,
+        &["unknown feature `tw_reuse_delay`", "tcp_tw_reuse_delay"],
+    );
 }

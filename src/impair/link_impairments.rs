@@ -13,7 +13,7 @@ use crate::topology::Topology;
 use super::delay_line::{DelayLine, DelayLineError, DelaySpec, Hook};
 use super::nft::{self, DropRule, NftError};
 use super::offload::segmentation_off;
-use super::qdisc::{NetemParams, Qdisc, set_root};
+use super::qdisc::{NetemParams, Qdisc, root_drops, set_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolvedBackend {
@@ -60,6 +60,8 @@ struct DirState {
     peer_ifname: String,
     /// (chain, counter) of the nftables loss chain, once created.
     loss: Option<(String, String)>,
+    /// netem drops at random on the sender's egress; its qdisc counts them.
+    netem_loss: bool,
     delay: Option<DelayLine>,
     rate: bool,
 }
@@ -201,6 +203,7 @@ impl LinkImpairments {
                     ifname: ifname.clone(),
                     peer_ifname,
                     loss: None,
+                    netem_loss: false,
                     delay: None,
                     rate: false,
                 });
@@ -220,6 +223,7 @@ impl LinkImpairments {
                 let name = ifname.clone();
                 lab.ns(&from)
                     .run(move || set_root(&name, Qdisc::Netem(params)))??;
+                self.dirs[idx].netem_loss |= params.loss_pct > 0.0;
             }
             ResolvedBackend::Substitute => self.apply_substitute(lab, idx, spec)?,
         }
@@ -360,6 +364,14 @@ impl LinkImpairments {
                     format!("loss:{}->{}", d.from, d.to),
                     lab.ns(&d.to)
                         .run(move || nft::counter_packets(&counter))??,
+                );
+            }
+            // The same name under netem, so a case's `dropped: loss:A->B` holds on both.
+            if d.netem_loss {
+                let ifname = d.ifname.clone();
+                out.insert(
+                    format!("loss:{}->{}", d.from, d.to),
+                    lab.ns(&d.from).run(move || root_drops(&ifname))??,
                 );
             }
         }

@@ -163,6 +163,29 @@ pub fn set_root(ifname: &str, qdisc: Qdisc) -> Result<(), LinkError> {
     })
 }
 
+/// Packets the root qdisc on `ifname` dropped (netem counts its random loss here, plus any
+/// queue-limit overflow).
+pub fn root_drops(ifname: &str) -> Result<u64, LinkError> {
+    let ifname = ifname.to_string();
+    with_handle(|handle| async move {
+        let index = index_of(&handle, &ifname).await?;
+        let mut dump = handle.qdisc().get().execute();
+        let mut drops = 0u64;
+        while let Some(msg) = dump.next().await {
+            let msg = msg.map_err(nl(format!("read the qdiscs of `{ifname}`")))?;
+            if msg.header.index != index as i32 || msg.header.parent != TcHandle::ROOT {
+                continue;
+            }
+            for attr in &msg.attributes {
+                if let TcAttribute::Stats(stats) = attr {
+                    drops = u64::from(stats.drops);
+                }
+            }
+        }
+        Ok(drops)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

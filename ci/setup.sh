@@ -8,6 +8,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# --matrix: also what `twlab matrix` needs (QEMU and a static busybox for the guest's init).
+matrix=0
+[ "${1:-}" = "--matrix" ] && matrix=1
+
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 # nft and iptables: link impairments and targeted drops run them inside the case's namespaces,
@@ -15,11 +19,20 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
 command -v iptables >/dev/null || missing+=(iptables)
 
+if [ "$matrix" = 1 ]; then
+  command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+  # busybox-static replaces the dynamic busybox; the initramfs needs the static one.
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif [ "$matrix" = 1 ]; then
+  # `twlab matrix` fetches kernels with apt-get download: the package lists must be current.
+  apt-get update -qq
 fi
 
 command -v cargo >/dev/null || {

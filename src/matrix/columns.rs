@@ -110,6 +110,7 @@ pub fn host_column(o: &MatrixOptions) -> Column {
         let json = dir.join("results.json");
         Command::new(exe)
             .args(twlab_args(o, o.host_jobs, &json))
+            .env("TWLAB_ARTIFACTS", dir.join("artifacts"))
             .stdin(Stdio::null())
             .stdout(report.try_clone().map_err(|e| e.to_string())?)
             .stderr(report)
@@ -170,7 +171,9 @@ fn boot(o: &MatrixOptions, kernel: &Kernel, dir: &Path, col: &mut Column) -> Res
         .map(|a| quote(a))
         .collect();
     let script = format!(
-        "# run by twlab's guest init (twlab matrix)\ncd {cwd}\n{exe} {args} >{report} 2>&1\necho $? >{rc}\n",
+        "# run by twlab's guest init (twlab matrix)\ncd {cwd}\nexport TWLAB_ARTIFACTS={artifacts}\n{exe} {args} >{report} 2>&1\necho $? >{rc}\n",
+        // The guest's own writes vanish with its overlay: pcaps of failures go to the share.
+        artifacts = quote(&dir.join("artifacts").display().to_string()),
         cwd = quote(&cwd.display().to_string()),
         exe = quote(&exe.display().to_string()),
         args = args.join(" "),

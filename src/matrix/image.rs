@@ -105,3 +105,45 @@ pub fn extract_vmlinux(payload: &[u8]) -> Result<Vec<u8>, String> {
         Err("the decompressed payload is not an ELF file".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A minimal bzImage: boot header, version string, a gzip payload holding an "ELF".
+    fn bzimage(payload: &[u8]) -> Vec<u8> {
+        let mut img = vec![0u8; 2048];
+        img[0x1f1] = 1; // one setup sector: protected-mode code at (1 + 1) * 512
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        let version = b"6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+        img[0x300..0x300 + version.len()].copy_from_slice(version);
+        img[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
+        img[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        img.truncate(1024 + 16);
+        img.extend_from_slice(payload);
+        img.extend_from_slice(b"trailing data the decompressor must not need");
+        img
+    }
+
+    #[test]
+    fn header_gives_release_and_exact_payload() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"\x7fELF and the rest of a kernel").unwrap();
+        let payload = gz.finish().unwrap();
+        let bz = parse_bzimage(&bzimage(&payload)).expect("parses");
+        assert_eq!(bz.release, "6.1.0-56-amd64");
+        assert_eq!(bz.payload, payload);
+        let elf = extract_vmlinux(&bz.payload).expect("extracts");
+        assert!(elf.starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn not_a_bzimage_and_unknown_payloads_are_explained() {
+        assert!(parse_bzimage(&[0u8; 4096]).is_none());
+        let err = extract_vmlinux(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap_err();
+        assert!(err.contains("xz and gzip are supported"), "{err}");
+    }
+}

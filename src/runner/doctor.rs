@@ -86,6 +86,12 @@ pub fn report() -> String {
     // Read only: the host's conntrack settings belong to host/, never to doctor.
     general.push(match sysctl::read("net.netfilter.nf_conntrack_max") {
         Ok(v) => line("conntrack", "present", format!("host nf_conntrack_max {v}")),
+        // Not loaded yet is not missing: the first case that enables conntrack loads it.
+        Err(_) if super::probe::conntrack_module_installed() => line(
+            "conntrack",
+            "loadable",
+            "nf_conntrack is installed but not loaded; a conntrack case loads it".to_string(),
+        ),
         Err(e) => {
             let detail = format!("{e}; disables conntrack cases");
             line("conntrack", "missing", detail).off("conntrack cases")

@@ -54,7 +54,7 @@ fn features_here() -> &'static std::collections::BTreeSet<String> {
     })
 }
 
-fn conntrack_module_installed() -> bool {
+pub(crate) fn conntrack_module_installed() -> bool {
     let dep = format!(
         "/lib/modules/{}/modules.dep",
         super::claims::kernel_release()

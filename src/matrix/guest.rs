@@ -48,8 +48,25 @@ impl GuestRun {
     /// The last lines of the serial console: why a guest did not boot or did not finish.
     pub fn console_tail(&self, lines: usize) -> String {
         let text = std::fs::read(&self.console).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        let all: Vec<&str> = text.lines().collect();
+        // Without the firmware's terminal escapes (ESC [ ... letter) and stray control bytes.
+        let mut clean = Vec::new();
+        let mut chars = text.into_iter();
+        while let Some(b) = chars.next() {
+            match b {
+                0x1b => {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                b'\n' | b'\t' => clean.push(b),
+                c if c < 0x20 => {}
+                c => clean.push(c),
+            }
+        }
+        let clean = String::from_utf8_lossy(&clean);
+        let all: Vec<&str> = clean.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 }

@@ -46,12 +46,10 @@ impl Matrix {
         let heads: Vec<String> = self
             .columns
             .iter()
-            .map(|c| {
-                if c.guest {
-                    c.release.clone()
-                } else {
-                    format!("{} (host)", c.release)
-                }
+            .map(|c| match (c.guest, c.release.is_empty()) {
+                (false, _) => format!("{} (host)", c.release),
+                (true, true) => c.label.clone(),
+                (true, false) => c.release.clone(),
             })
             .collect();
         let cells: Vec<Vec<String>> = rows
@@ -107,7 +105,11 @@ impl Matrix {
         }
         s.push('\n');
         for c in &self.columns {
-            let head = format!("{} ({})", c.release, c.label);
+            let head = if c.release.is_empty() {
+                c.label.clone()
+            } else {
+                format!("{} ({})", c.release, c.label)
+            };
             match (&c.results, &c.error) {
                 (_, Some(e)) => {
                     let _ = writeln!(s, "{head}: NO RESULTS: {e}");
@@ -153,5 +155,95 @@ impl Matrix {
 
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::runner::results::RunResults;
+
+    fn trial(name: &str, status: Status, backend: Option<&str>) -> TrialOutcome {
+        TrialOutcome {
+            name: name.into(),
+            status,
+            reason: (status == Status::Ignored).then(|| "needs 6.14".to_string()),
+            failures: if status == Status::Failed {
+                vec!["x.yaml:3:5  bytes = 1  observed: 2".into()]
+            } else {
+                Vec::new()
+            },
+            backend: backend.map(str::to_string),
+            seconds: 0.1,
+        }
+    }
+
+    fn column(release: &str, guest: bool, trials: Vec<TrialOutcome>) -> Column {
+        Column {
+            label: if guest { "linux-image-x" } else { "host" }.into(),
+            release: release.into(),
+            guest,
+            error: None,
+            notes: Vec::new(),
+            results: Some(RunResults {
+                kernel: release.into(),
+                twlab: "0".into(),
+                trials,
+                seconds: 1.0,
+            }),
+            dir: PathBuf::from("/tmp"),
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn table_shows_each_kernel_backend_failures_and_skips() {
+        let m = Matrix {
+            columns: vec![
+                column(
+                    "6.18.0",
+                    false,
+                    vec![
+                        trial("a", Status::Passed, Some("substitute")),
+                        trial("b", Status::Passed, None),
+                    ],
+                ),
+                column(
+                    "6.1.0",
+                    true,
+                    vec![
+                        trial("a", Status::Failed, Some("netem")),
+                        trial("b", Status::Ignored, None),
+                    ],
+                ),
+            ],
+        };
+        let text = m.text();
+        assert!(text.contains("pass (substitute)"), "{text}");
+        assert!(text.contains("FAIL (netem)"), "{text}");
+        assert!(text.contains("observed: 2"), "{text}");
+        assert!(text.contains("skip b: needs 6.14"), "{text}");
+        assert!(!m.green());
+    }
+
+    #[test]
+    fn a_kernel_without_results_is_not_green() {
+        let mut guest = column("6.1.0", true, vec![trial("a", Status::Passed, None)]);
+        let host = column("6.18.0", false, vec![trial("a", Status::Passed, None)]);
+        assert!(
+            Matrix {
+                columns: vec![host.clone(), guest.clone()]
+            }
+            .green()
+        );
+        guest.results = None;
+        guest.error = Some("did not boot".into());
+        let m = Matrix {
+            columns: vec![host, guest],
+        };
+        assert!(!m.green());
+        assert!(m.text().contains("no result"));
     }
 }

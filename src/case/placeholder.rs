@@ -47,10 +47,13 @@ pub enum Segment {
 pub const SYNTAX: &str = "placeholders are {NS.addr}, {NS.host} (IPv6 in brackets), {NS.ipv4}, {NS.ipv6}, {family}, {any} and {NAME} for a key of `vars:`; write {{ and }} for literal braces";
 
 /// Splits a template into text and placeholders. Names are not checked here (see `validate`).
-pub fn parse(template: &str) -> Result<Vec<Segment>, String> {
+pub fn parse(source: &str) -> Result<Vec<Segment>, String> {
+    // Messages quote the template on one line.
+    let shown = source.escape_debug().to_string();
+    let template = shown.as_str();
     let mut out = Vec::new();
     let mut text = String::new();
-    let mut chars = template.chars().peekable();
+    let mut chars = source.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '{' if chars.peek() == Some(&'{') => {

@@ -57,7 +57,13 @@ impl ProgramSpec {
             .iter()
             .map(|a| {
                 if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
-                    format!("'{}'", a.replace('\'', "'\\''"))
+                    // One line per command in reports: control characters escaped.
+                    format!(
+                        "'{}'",
+                        a.replace('\'', "'\\''")
+                            .replace('\n', "\\n")
+                            .replace('\t', "\\t")
+                    )
                 } else {
                     a.clone()
                 }

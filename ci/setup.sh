@@ -18,6 +18,13 @@ command -v ip >/dev/null || missing+=(iproute2)
 # and `twlab doctor` reports them.
 command -v nft >/dev/null || missing+=(nftables)
 command -v iptables >/dev/null || missing+=(iptables)
+# Programs the cases under cases/programs/ run in their namespaces: busybox (httpd, wget, nc;
+# one static binary), ApacheBench and curl as clients, Python's http.server as a keep-alive
+# server. Small, common, and none starts a service when installed.
+command -v busybox >/dev/null || missing+=(busybox-static)
+command -v ab >/dev/null || missing+=(apache2-utils)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
 
 if [ "$matrix" = 1 ]; then
   command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)

@@ -35,6 +35,8 @@ pub struct Case {
     pub conntrack: Vec<ConntrackSpec>,
     /// Host-global sysctls (key, value) applied through `host` for the case.
     pub host_sysctls: Vec<(String, String)>,
+    /// The case's `vars:` (name, value), for `{NAME}` placeholders in `exec` steps.
+    pub vars: Vec<(String, String)>,
     pub steps: Vec<Spanned<Step>>,
     pub expectations: Vec<Expectation>,
 }
@@ -54,6 +56,28 @@ impl Case {
             || !self.requires.is_empty()
             || self.backend.is_some()
             || in_steps(&self.steps)
+    }
+
+    /// The programs `exec` steps start (their argv[0]), each once, in step order.
+    pub fn programs(&self) -> Vec<&str> {
+        fn walk<'a>(steps: &'a [Spanned<Step>], out: &mut Vec<&'a str>) {
+            for s in steps {
+                match &s.value {
+                    Step::Exec(e) => {
+                        if let Some(p) = e.argv.value.first()
+                            && !out.contains(&p.value.0.as_str())
+                        {
+                            out.push(&p.value.0);
+                        }
+                    }
+                    Step::Repeat(r) => walk(&r.steps, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.steps, &mut out);
+        out
     }
 
     /// Reorder and duplicate exist only in netem.
@@ -198,6 +222,11 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         drops: file.drops.into_iter().map(|d| d.value).collect(),
         conntrack: file.conntrack.into_iter().map(|c| c.value).collect(),
         host_sysctls: v.host_sysctls,
+        vars: file
+            .vars
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.0.clone()))
+            .collect(),
         steps: file.steps,
         expectations: v.expectations,
         source,

@@ -6,6 +6,8 @@ mod duration;
 mod entries;
 mod load;
 mod model;
+mod placeholder;
+mod program;
 mod validate;
 mod when;
 
@@ -15,5 +17,9 @@ pub use duration::CaseDuration;
 pub use entries::Entries;
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;
+pub use placeholder::{
+    Placeholder, Segment, fill as fill_placeholders, parse as parse_placeholders,
+};
+pub use program::{Exec, Ready, Scalar, Vars, default_exec_timeout};
 pub use validate::SysctlSetting;
 pub use when::{FEATURES, KernelVersion, Platform, When};

@@ -8,6 +8,7 @@ use serde_saphyr::Spanned;
 use super::compare::Comparison;
 use super::duration::CaseDuration;
 use super::entries::Entries;
+use super::program::{Exec, Vars};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +56,9 @@ pub struct CaseFile {
     /// Targeted drops of chosen packets, in the case's own nftables table.
     #[serde(default)]
     pub drops: Vec<Spanned<DropSpec>>,
+    /// Values `exec` arguments refer to as `{NAME}` (a port, a request count...).
+    #[serde(default)]
+    pub vars: Vars,
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
@@ -306,6 +310,22 @@ pub enum Step {
     SetDrop(SetDrop),
     /// Send one stray TCP segment into a connection's 4-tuple from a raw socket.
     Inject(Inject),
+    /// shutdown(SHUT_WR) on one side of a connection: its FIN goes out, the socket stays open.
+    Shutdown(Shutdown),
+    /// Run a real program inside a namespace.
+    Exec(Box<Exec>),
+    /// Stop a background program started by an `exec` step with this label.
+    Stop(Spanned<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    pub by: Role,
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -356,6 +376,9 @@ impl Step {
             Step::Impair(_) => "impair",
             Step::SetDrop(_) => "set_drop",
             Step::Inject(_) => "inject",
+            Step::Shutdown(_) => "shutdown",
+            Step::Exec(_) => "exec",
+            Step::Stop(_) => "stop",
         }
     }
 
@@ -370,8 +393,14 @@ impl Step {
             Step::Send(s) => s.label.as_deref(),
             Step::Recv(s) => s.label.as_deref(),
             Step::Inject(s) => s.label.as_deref(),
+            Step::Shutdown(s) => s.label.as_deref(),
+            Step::Exec(s) => s.label.as_deref(),
             Step::Sample(s) => Some(s.label.as_str()),
-            Step::Sleep(_) | Step::Repeat(_) | Step::Impair(_) | Step::SetDrop(_) => return None,
+            Step::Sleep(_)
+            | Step::Repeat(_)
+            | Step::Impair(_)
+            | Step::SetDrop(_)
+            | Step::Stop(_) => return None,
         };
         Some(explicit.unwrap_or(self.kind()))
     }
@@ -639,6 +668,24 @@ pub struct ExpectSpec {
     /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
     #[serde(default)]
     pub dropped: Option<Spanned<String>>,
+
+    /// The last run of the program an `exec` step with this label started: its exit status,
+    /// signal and output.
+    #[serde(default)]
+    pub program: Option<Spanned<String>>,
+    /// Exit status (fails if the program was killed by a signal or still runs).
+    #[serde(default)]
+    pub exit: Option<Spanned<Comparison>>,
+    /// The signal that ended it (`SIGTERM` when twlab stopped it and it did not catch that).
+    #[serde(default)]
+    pub signal: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stdout_contains: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stderr_contains: Option<Spanned<String>>,
+    /// Text found in stdout or stderr.
+    #[serde(default)]
+    pub output_contains: Option<Spanned<String>>,
 
     /// Show this expectation's observed value as the claim's evidence in `twlab claims`.
     #[serde(default)]

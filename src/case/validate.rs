@@ -16,7 +16,10 @@ use crate::topology::{Topology, address_allowed};
 
 use super::diagnostic::SourceError;
 use super::model::{CaseFile, ExpectSpec, Family, ImpairSpec, PeerAction, Step};
+use super::program::Vars;
 use super::when::When;
+
+mod exec;
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -39,6 +42,10 @@ struct Ctx<'a> {
     samples: BTreeSet<String>,
     drops: BTreeSet<String>,
     conntrack: BTreeSet<String>,
+    vars: &'a Vars,
+    /// Labels of `exec` steps, and of those that run in the background.
+    programs: BTreeSet<String>,
+    background: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -130,6 +137,9 @@ impl Ctx<'_> {
                 }
                 Step::Send(s) => self.conn(&s.conn, at),
                 Step::Recv(r) => self.conn(&r.conn, at),
+                Step::Shutdown(s) => self.conn(&s.conn, at),
+                Step::Exec(e) => self.exec(e, step.value.label().unwrap_or("exec"), at),
+                Step::Stop(label) => self.stop(label),
                 Step::Inject(i) => {
                     self.conn(&i.conn, at);
                     if i.flags.is_empty() {
@@ -257,10 +267,11 @@ impl Ctx<'_> {
             ("dropped", e.dropped.is_some()),
             ("conntrack", e.conntrack.is_some()),
             ("kernel_log", e.kernel_log.is_some()),
+            ("program", e.program.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         let [kind] = present.as_slice() else {
-            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count), `conntrack:` (a namespace's conntrack table) or `kernel_log:` (kernel log lines)");
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count), `conntrack:` (a namespace's conntrack table), `kernel_log:` (kernel log lines) or `program:` (a program's exit and output)");
             return;
         };
         let kind = *kind;
@@ -288,7 +299,16 @@ impl Ctx<'_> {
             ("errors", e.errors.is_some(), &["result"]),
             ("first_error", e.first_error.is_some(), &["result"]),
             ("all", e.all.is_some(), &["result"]),
-            ("duration_ms", e.duration_ms.is_some(), &["result"]),
+            (
+                "duration_ms",
+                e.duration_ms.is_some(),
+                &["result", "program"],
+            ),
+            ("exit", e.exit.is_some(), &["program"]),
+            ("signal", e.signal.is_some(), &["program"]),
+            ("stdout_contains", e.stdout_contains.is_some(), &["program"]),
+            ("stderr_contains", e.stderr_contains.is_some(), &["program"]),
+            ("output_contains", e.output_contains.is_some(), &["program"]),
             ("bytes", e.bytes.is_some(), &["result"]),
             ("state", e.state.is_some(), &["sockets", "conntrack"]),
             ("port", e.port.is_some(), &["sockets"]),
@@ -318,7 +338,9 @@ impl Ctx<'_> {
                 );
             }
         }
-        if let Some(label) = &e.result {
+        if let Some(label) = &e.program {
+            self.program_expectation(e, label, at, &mut push);
+        } else if let Some(label) = &e.result {
             if !self.labels.contains(&label.value) {
                 let known: Vec<_> = self.labels.iter().cloned().collect();
                 self.err(label.referenced, format!("no step is labelled `{}` (labels: {}; a step's label defaults to its kind, and a close's peer is `<label>.peer`)", label.value, known.join(", ")));
@@ -658,6 +680,9 @@ pub fn validate(
         samples: BTreeSet::new(),
         drops: BTreeSet::new(),
         conntrack: BTreeSet::new(),
+        vars: &file.vars,
+        programs: BTreeSet::new(),
+        background: BTreeSet::new(),
     };
     let mut sysctls = Vec::new();
     for (ns, entries) in file.sysctls.iter() {
@@ -685,6 +710,16 @@ pub fn validate(
                 key_at: key.referenced,
                 value_at: value.referenced,
             });
+        }
+    }
+    for (name, _) in file.vars.iter() {
+        let valid = !name.value.is_empty()
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid || name.value == "family" || name.value == "any" {
+            ctx.err(name.referenced, format!("`{}` cannot be a var name: use letters, digits, `_` and `-` (`family` and `any` are taken by placeholders)", name.value));
         }
     }
     for spec in &file.impair {

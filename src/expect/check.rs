@@ -76,12 +76,43 @@ pub enum Check {
     KernelLog { text: String, cmp: Comparison },
     /// Packets a targeted drop (or a direction's random loss) took.
     Dropped { name: String, cmp: Comparison },
+    /// The exit status of the last run of the program an `exec` step with this label started.
+    ProgramExit { label: String, cmp: Comparison },
+    /// The signal that ended that run.
+    ProgramSignal { label: String, signal: String },
+    /// Text in that run's output.
+    ProgramOutput {
+        label: String,
+        stream: OutputStream,
+        text: String,
+    },
+    /// How long that run lasted, in milliseconds.
+    ProgramDuration { label: String, cmp: Comparison },
     /// A MIB counter's change over the case.
     Counter {
         ns: String,
         name: String,
         cmp: Comparison,
     },
+}
+
+/// Which of a program's output streams a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+    /// Either of them.
+    Either,
+}
+
+impl OutputStream {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+            OutputStream::Either => "output",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -180,6 +211,18 @@ impl fmt::Display for Check {
                 write!(f, "kernel log lines containing {text:?} {cmp}")
             }
             Check::Dropped { name, cmp } => write!(f, "drop `{name}` took {cmp} packets"),
+            Check::ProgramExit { label, cmp } => write!(f, "program `{label}`: exit status {cmp}"),
+            Check::ProgramSignal { label, signal } => {
+                write!(f, "program `{label}`: killed by {signal}")
+            }
+            Check::ProgramOutput {
+                label,
+                stream,
+                text,
+            } => write!(f, "program `{label}`: {} contains {text:?}", stream.name()),
+            Check::ProgramDuration { label, cmp } => {
+                write!(f, "program `{label}`: runs {cmp} ms")
+            }
         }
     }
 }

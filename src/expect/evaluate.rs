@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::case::Platform;
 use crate::observe::{Counters, SocketRow};
-use crate::scenario::{SocketSample, StepRecord};
+use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord};
 
-use super::check::{Check, Expectation, SocketFilter};
+use super::check::{Check, Expectation, OutputStream, SocketFilter};
 
 /// Everything observed in one trial.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,8 @@ pub struct Observations {
     pub host_changes: Vec<String>,
     /// Impairments applied and through which backend, delay-line statistics.
     pub impairments: Vec<String>,
+    /// Programs run by `exec` steps, in the order they ended.
+    pub programs: Vec<ProgramRun>,
     pub setup: Duration,
     pub run: Duration,
     /// The kernel, its features and the backend: what `when:` conditions are judged against.
@@ -309,6 +311,10 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("no drop or loss named `{name}` was installed"),
             ),
         },
+        Check::ProgramExit { .. }
+        | Check::ProgramSignal { .. }
+        | Check::ProgramOutput { .. }
+        | Check::ProgramDuration { .. } => judge_program(check, obs),
         Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
             Some(d) => (cmp.holds(d), format!("{d:+}")),
             None => (
@@ -316,5 +322,61 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
             ),
         },
+    }
+}
+
+/// Program checks read the last run of the program with that label.
+fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
+    let (Check::ProgramExit { label, .. }
+    | Check::ProgramSignal { label, .. }
+    | Check::ProgramOutput { label, .. }
+    | Check::ProgramDuration { label, .. }) = check
+    else {
+        return (false, "not a program check".into());
+    };
+    let Some(run) = obs.programs.iter().rev().find(|r| r.spec.label == *label) else {
+        return (false, format!("program `{label}` never ran"));
+    };
+    let how = match run.stopped_by {
+        Some(why) => format!("{} (stopped by twlab: {why})", run.exit),
+        None => run.exit.to_string(),
+    };
+    match check {
+        Check::ProgramExit { cmp, .. } => match run.exit {
+            Exit::Code(c) => (cmp.holds(i64::from(c)), how),
+            Exit::Signal(_) => (false, how),
+        },
+        Check::ProgramSignal { signal, .. } => (run.exit == Exit::Signal(signal.clone()), how),
+        Check::ProgramOutput { stream, text, .. } => {
+            let found = match stream {
+                OutputStream::Stdout => run.stdout.contains(text.as_str()),
+                OutputStream::Stderr => run.stderr.contains(text.as_str()),
+                OutputStream::Either => {
+                    run.stdout.contains(text.as_str()) || run.stderr.contains(text.as_str())
+                }
+            };
+            let shown = |name: &str, t: &str| {
+                let last = ProgramRun::tail(t, 1);
+                format!(
+                    "{name} {} bytes, last line {:?}",
+                    t.len(),
+                    last.first().copied().unwrap_or("")
+                )
+            };
+            (
+                found,
+                format!(
+                    "{} ({}; {})",
+                    if found { "found" } else { "not found" },
+                    shown("stdout", &run.stdout),
+                    shown("stderr", &run.stderr)
+                ),
+            )
+        }
+        Check::ProgramDuration { cmp, .. } => {
+            let ms = run.duration.as_millis() as i64;
+            (cmp.holds(ms), format!("{ms} ms, {how}"))
+        }
+        _ => (false, "not a program check".into()),
     }
 }

@@ -3,5 +3,5 @@
 mod check;
 mod evaluate;
 
-pub use check::{Check, Expectation, SocketFilter};
+pub use check::{Check, Expectation, OutputStream, SocketFilter};
 pub use evaluate::{Observations, Verdict, evaluate, matches};

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::case::Case;
 use crate::expect::Observations;
 use crate::observe::{ALL_STATES, SocketRow};
+use crate::scenario::ProgramRun;
 
 use super::trial::TrialReport;
 
@@ -172,6 +173,7 @@ fn render_evidence(s: &mut String, o: &Observations) {
             let _ = writeln!(s, "         bytes: {bytes}");
         }
     }
+    render_programs(s, o);
     for sample in &o.samples {
         let _ = writeln!(
             s,
@@ -226,6 +228,41 @@ fn render_evidence(s: &mut String, o: &Observations) {
                 moved.join(", ")
             }
         );
+    }
+}
+
+/// Lines of each output stream shown per program run.
+const PROGRAM_TAIL_LINES: usize = 6;
+
+fn render_programs(s: &mut String, o: &Observations) {
+    if o.programs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "programs (in the order they ended):");
+    for run in &o.programs {
+        let how = match run.stopped_by {
+            Some(why) => format!("{}, stopped by twlab ({why})", run.exit),
+            None => run.exit.to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  line {:<4} {:<16} in {}: {}\n         {how} after {:.1} ms",
+            run.spec.line,
+            run.spec.label,
+            run.spec.ns,
+            run.spec.command_line(),
+            run.duration.as_secs_f64() * 1e3
+        );
+        for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            let lines = ProgramRun::tail(text, PROGRAM_TAIL_LINES);
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "         {name} (last {} lines):", lines.len());
+            for l in lines {
+                let _ = writeln!(s, "           {l}");
+            }
+        }
     }
 }
 

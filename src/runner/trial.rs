@@ -13,7 +13,7 @@ use crate::observe::{
     Capture, CounterError, Counters, KernelLog, KernelLogError, PacketTap, TapError,
     read_conntrack_stats,
 };
-use crate::scenario::{Engine, EngineError};
+use crate::scenario::{Engine, EngineError, program_installed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrialError {
@@ -123,7 +123,32 @@ fn resolve_backend(case: &Case) -> Result<(ResolvedBackend, String), TrialError>
     })
 }
 
+/// Every program the case's `exec` steps start must be installed; otherwise the case cannot
+/// run here, like a case that needs a kernel part this machine lacks.
+fn check_programs(case: &Case) -> Result<(), TrialError> {
+    let missing: Vec<&str> = case
+        .programs()
+        .into_iter()
+        .filter(|p| !p.contains('{') && !program_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(TrialError::Unsupported {
+        feature: "programs",
+        reason: format!(
+            "the case runs {} which this machine does not have (not in PATH); ci/setup.sh installs the programs the cases use",
+            missing
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
 pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError> {
+    check_programs(case)?;
     let backend = if case.uses_impairments() {
         Some(resolve_backend(case)?)
     } else {
@@ -224,6 +249,12 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     engine.impairments = impairments.take();
     engine.conntrack_ns = conntrack_ns.clone();
     engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
+    engine.case_dir = case
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    engine.vars = case.vars.iter().cloned().collect();
     let started = Instant::now();
     let ran = engine.run(&case.steps);
     let run = started.elapsed();
@@ -244,6 +275,9 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         Some(log) => log.read_new()?,
         None => Vec::new(),
     };
+    // Background programs run until every observation of the case is made.
+    engine.stop_all_programs();
+    let programs = std::mem::take(&mut engine.program_runs);
     let mut samples = std::mem::take(&mut engine.samples);
     samples.push(end);
     let steps = std::mem::take(&mut engine.records);
@@ -293,6 +327,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         kernel_log,
         host_changes,
         impairments: impairment_log,
+        programs,
         setup,
         run,
         platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),

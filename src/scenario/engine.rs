@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use netlink_packet_sock_diag::inet::StateFlags;
 use serde_saphyr::Spanned;
 
-use crate::case::Inject;
 use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
+use crate::case::{Inject, Shutdown};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
@@ -20,6 +20,7 @@ use crate::topology::Topology;
 
 use super::inject;
 use super::outcome::{Outcome, StepRecord};
+use super::program::{ProgramRun, Running};
 use super::socket::{self as so, RecvEnd};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,25 @@ pub enum EngineError {
     Conntrack(#[from] ConntrackError),
     #[error("failed to change an impairment: {0}")]
     Impair(#[from] ImpairError),
+    #[error(transparent)]
+    NotReady(Box<NotReady>),
+}
+
+/// A background program whose readiness condition never held.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "program `{label}` ({command}) in namespace `{ns}` never became ready: {what} within {timeout:?}{exited}{tail}"
+)]
+pub struct NotReady {
+    pub label: String,
+    pub command: String,
+    pub ns: String,
+    pub what: String,
+    pub timeout: Duration,
+    /// How it ended, if it exited while twlab waited.
+    pub exited: String,
+    /// Its last lines of output.
+    pub tail: String,
 }
 
 /// Socket states of every namespace at one moment.
@@ -77,16 +97,16 @@ struct Conn {
 }
 
 pub struct Engine<'a> {
-    lab: &'a Lab,
-    topology: &'a Topology,
-    family: Family,
-    diag: BTreeMap<String, SockDiag>,
+    pub(super) lab: &'a Lab,
+    pub(super) topology: &'a Topology,
+    pub(super) family: Family,
+    pub(super) diag: BTreeMap<String, SockDiag>,
     listeners: HashMap<String, Listener>,
     conns: HashMap<String, Conn>,
     /// Sockets replaced under a reused name: kept open until the case ends, so that no step
     /// closes anything implicitly.
     retired: Vec<OwnedFd>,
-    start: Instant,
+    pub(super) start: Instant,
     /// A masquerading router is on the path: accepted peers are not the clients' addresses.
     pub nat_in_path: bool,
     /// Namespaces whose conntrack table every sample reads.
@@ -95,6 +115,14 @@ pub struct Engine<'a> {
     pub impairments: Option<LinkImpairments>,
     pub records: Vec<StepRecord>,
     pub samples: Vec<SocketSample>,
+    /// Where `exec` steps run by default and resolve a relative `cwd`: the case file's directory.
+    pub case_dir: std::path::PathBuf,
+    /// The case's `vars:`, for `{NAME}` placeholders.
+    pub vars: BTreeMap<String, String>,
+    /// Background programs still running, in start order.
+    pub(super) running: Vec<Running>,
+    /// Programs that have ended (or were stopped), in the order they ended.
+    pub program_runs: Vec<ProgramRun>,
 }
 
 impl<'a> Engine<'a> {
@@ -117,6 +145,10 @@ impl<'a> Engine<'a> {
             nat_in_path: false,
             records: Vec::new(),
             samples: Vec::new(),
+            case_dir: std::path::PathBuf::from("."),
+            vars: BTreeMap::new(),
+            running: Vec::new(),
+            program_runs: Vec::new(),
         })
     }
 
@@ -179,6 +211,7 @@ impl<'a> Engine<'a> {
                         i.set_drop(self.lab, &d.name.value, d.active)?;
                     }
                 }
+                Step::Stop(label) => self.stop_programs(Some(&label.value), "stop step"),
                 Step::Sample(s) => {
                     if let Some(at) = s.at {
                         std::thread::sleep(at.0.saturating_sub(self.start.elapsed()));
@@ -266,11 +299,14 @@ impl<'a> Engine<'a> {
             Step::Send(s) => self.send(s, &mut rec),
             Step::Recv(r) => self.recv(r, &mut rec),
             Step::Inject(i) => self.inject(i, &mut rec)?,
+            Step::Shutdown(s) => self.shutdown(s, &mut rec),
+            Step::Exec(e) => self.exec(e, line, &mut rec)?,
             Step::Sleep(_)
             | Step::Sample(_)
             | Step::Repeat(_)
             | Step::Impair(_)
-            | Step::SetDrop(_) => {
+            | Step::SetDrop(_)
+            | Step::Stop(_) => {
                 unreachable!("handled by run_block")
             }
         }
@@ -613,6 +649,19 @@ impl<'a> Engine<'a> {
         rec.outcome = outcome;
         rec.bytes = Some(sent);
         rec.detail = format!("{} sends {} bytes", s.by.name(), s.bytes);
+    }
+
+    /// shutdown(SHUT_WR): this side's FIN goes out; it can still read.
+    fn shutdown(&mut self, s: &Shutdown, rec: &mut StepRecord) {
+        let fd = match self.open_socket(&s.conn, s.by) {
+            Ok(fd) => fd,
+            Err(why) => {
+                rec.outcome = Outcome::Skipped(why);
+                return;
+            }
+        };
+        rec.outcome = so::shutdown_write(fd).into();
+        rec.detail = format!("{} shuts down its sending side", s.by.name());
     }
 
     fn recv(&mut self, r: &RecvStep, rec: &mut StepRecord) {

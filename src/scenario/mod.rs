@@ -1,9 +1,12 @@
 //! The workload: listen, connect, close, send/recv, repeat... with real kernel sockets.
 
 mod engine;
+mod exec;
 mod inject;
 mod outcome;
+mod program;
 mod socket;
 
 pub use engine::{Engine, EngineError, SocketSample};
 pub use outcome::{OK, Outcome, StepRecord, TIMEOUT, errno_by_name, is_outcome_name};
+pub use program::{Exit, ProgramRun, ProgramSpec, installed as program_installed};

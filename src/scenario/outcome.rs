@@ -12,6 +12,10 @@ pub enum Outcome {
     /// The harness stopped waiting (connect, accept or recv timeout from the case); distinct
     /// from the kernel's own ETIMEDOUT.
     Timeout,
+    /// A program run by an `exec` step exited with this non-zero status (`EXIT_<n>`).
+    Exit(i32),
+    /// A program run by an `exec` step was killed by this signal (`SIGKILL`...).
+    Signal(String),
     /// Not attempted, with why (its connection was never established, say).
     Skipped(String),
 }
@@ -25,12 +29,17 @@ impl Outcome {
             Outcome::Ok => OK.into(),
             Outcome::Errno(e) => format!("{e:?}"),
             Outcome::Timeout => TIMEOUT.into(),
+            Outcome::Exit(c) => format!("EXIT_{c}"),
+            Outcome::Signal(s) => s.clone(),
             Outcome::Skipped(_) => "skipped".into(),
         }
     }
 
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Errno(_) | Outcome::Timeout)
+        matches!(
+            self,
+            Outcome::Errno(_) | Outcome::Timeout | Outcome::Exit(_) | Outcome::Signal(_)
+        )
     }
 
     pub fn is_attempt(&self) -> bool {
@@ -62,9 +71,17 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Whether `name` is an outcome an expectation may name: `ok`, `TIMEOUT` or an errno name.
+/// Whether `name` is an outcome an expectation may name: `ok`, `TIMEOUT`, an errno name, or
+/// for programs `EXIT_<n>` (a non-zero exit status) or a signal name (`SIGKILL`).
 pub fn is_outcome_name(name: &str) -> bool {
-    name == OK || name == TIMEOUT || errno_by_name(name).is_some()
+    name == OK
+        || name == TIMEOUT
+        || errno_by_name(name).is_some()
+        || name
+            .strip_prefix("EXIT_")
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| n > 0)
+        || name.parse::<nix::sys::signal::Signal>().is_ok()
 }
 
 pub fn errno_by_name(name: &str) -> Option<Errno> {
@@ -98,5 +115,9 @@ mod tests {
         assert!(is_outcome_name("ECONNRESET"));
         assert!(is_outcome_name("TIMEOUT"));
         assert!(!is_outcome_name("EFOO"));
+        assert!(is_outcome_name("EXIT_7"));
+        assert!(!is_outcome_name("EXIT_0"));
+        assert!(is_outcome_name("SIGKILL"));
+        assert_eq!(Outcome::Exit(7).name(), "EXIT_7");
     }
 }

@@ -203,6 +203,11 @@ pub fn recv_until(
     }
 }
 
+/// shutdown(SHUT_WR): send a FIN, keep reading.
+pub fn shutdown_write(fd: &OwnedFd) -> nix::Result<()> {
+    socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
+}
+
 /// close(2) with its result (dropping an OwnedFd throws the result away, and with SO_LINGER
 /// the result is the point).
 pub fn close(fd: OwnedFd) -> Outcome {

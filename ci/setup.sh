@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# --matrix: also what `twlab matrix` needs (QEMU and a static busybox for the guest's init).
+# --matrix: also what `twlab matrix` needs (QEMU; the static busybox is always installed).
 matrix=0
 [ "${1:-}" = "--matrix" ] && matrix=1
 
@@ -21,15 +21,14 @@ command -v iptables >/dev/null || missing+=(iptables)
 # Programs the cases under cases/programs/ run in their namespaces: busybox (httpd, wget, nc;
 # one static binary), ApacheBench and curl as clients, Python's http.server as a keep-alive
 # server. Small, common, and none starts a service when installed.
-command -v busybox >/dev/null || missing+=(busybox-static)
+# The static build: `twlab matrix` also puts it in its guests' initramfs.
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ab >/dev/null || missing+=(apache2-utils)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 
 if [ "$matrix" = 1 ]; then
   command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-  # busybox-static replaces the dynamic busybox; the initramfs needs the static one.
-  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -82,6 +82,9 @@ enum Command {
         timeout: u64,
         #[arg(long)]
         include_slow: bool,
+        /// Full reports of passing cases too, in each kernel's report.txt.
+        #[arg(short, long)]
+        verbose: bool,
         /// Where reports, consoles and matrix.json go.
         #[arg(long, default_value = "target/twlab/matrix")]
         out: PathBuf,
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
             memory,
             timeout,
             include_slow,
+            verbose,
             out,
             cache,
         } => matrix(MatrixOptions {
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
             guest_memory_mb: memory,
             timeout: std::time::Duration::from_secs(timeout),
             include_slow: include_slow || include_slow_from_env(),
+            verbose,
             out,
             cache: cache.unwrap_or_else(default_cache),
         }),

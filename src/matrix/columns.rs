@@ -25,6 +25,8 @@ pub struct MatrixOptions {
     pub guest_memory_mb: usize,
     pub timeout: Duration,
     pub include_slow: bool,
+    /// Full reports of passing trials too (every observed value), in each kernel's report.
+    pub verbose: bool,
     pub out: PathBuf,
     pub cache: PathBuf,
 }
@@ -73,6 +75,9 @@ fn twlab_args(o: &MatrixOptions, jobs: usize, json: &Path) -> Vec<String> {
     ];
     if o.include_slow {
         args.push("--include-slow".into());
+    }
+    if o.verbose {
+        args.push("-v".into());
     }
     args.extend(o.paths.iter().map(|p| p.display().to_string()));
     args

@@ -92,9 +92,16 @@ pub fn extract_vmlinux(payload: &[u8]) -> Result<Vec<u8>, String> {
             let mut d = flate2::read::GzDecoder::new(payload);
             d.read_to_end(&mut out).map_err(|e| format!("gzip: {e}"))?;
         }
+        // zstd (Debian's 6.12 kernels): one frame, then the kernel's 4-byte size trailer,
+        // which the frame decoder never reads.
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let mut d = ruzstd::decoding::StreamingDecoder::new(payload)
+                .map_err(|e| format!("zstd: {e}"))?;
+            d.read_to_end(&mut out).map_err(|e| format!("zstd: {e}"))?;
+        }
         [a, b, c, d, ..] => {
             return Err(format!(
-                "payload compressed with a format twlab does not decompress (magic {a:02x}{b:02x}{c:02x}{d:02x}; xz and gzip are supported)"
+                "payload compressed with a format twlab does not decompress (magic {a:02x}{b:02x}{c:02x}{d:02x}; xz, gzip and zstd are supported)"
             ));
         }
         _ => return Err("empty payload".into()),
@@ -143,7 +150,8 @@ mod tests {
     #[test]
     fn not_a_bzimage_and_unknown_payloads_are_explained() {
         assert!(parse_bzimage(&[0u8; 4096]).is_none());
-        let err = extract_vmlinux(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap_err();
-        assert!(err.contains("xz and gzip are supported"), "{err}");
+        // lz4 (legacy frame), which Debian does not use.
+        let err = extract_vmlinux(&[0x02, 0x21, 0x4c, 0x18, 0]).unwrap_err();
+        assert!(err.contains("xz, gzip and zstd are supported"), "{err}");
     }
 }

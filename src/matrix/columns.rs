@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runner::claims::kernel_release;
+use crate::observe::kernel_release;
 use crate::runner::results::RunResults;
 
 use super::guest::{self, GuestSpec};

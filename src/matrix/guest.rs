@@ -79,14 +79,8 @@ fn arg_path(p: &Path) -> Result<String, GuestError> {
     Ok(s)
 }
 
-fn qemu_available() -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join("qemu-system-x86_64").is_file())
-    })
-}
-
 pub fn run(spec: &GuestSpec) -> Result<GuestRun, GuestError> {
-    if !qemu_available() {
+    if !crate::scenario::program_installed("qemu-system-x86_64") {
         return Err(GuestError::NoQemu);
     }
     let console = spec.results.join("console.log");

@@ -123,9 +123,7 @@ pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
             return Err(SysctlIssue::NewerKernel {
                 key: key.to_string(),
                 since: since.to_string(),
-                release: nix::sys::utsname::uname()
-                    .map(|u| u.release().to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                release: crate::observe::kernel_release(),
             });
         }
         // Only once this kernel lacks the key: an older kernel that has it may be tested.

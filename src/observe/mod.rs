@@ -3,6 +3,7 @@
 mod conntrack;
 mod counters;
 mod kernel_log;
+mod kernel_release;
 mod packets;
 mod pcap;
 mod sockets;
@@ -11,6 +12,7 @@ mod tcp_state;
 pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
 pub use kernel_log::{KernelLog, KernelLogError};
+pub use kernel_release::kernel_release;
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, TcpKind,
     read_pcap,

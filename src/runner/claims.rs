@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::case::{ClaimSpec, Verdict};
+use crate::observe::kernel_release;
 
 use super::suite::{TrialKind, TrialSpec, include_slow_from_env};
 use super::trial::{TrialError, run_trial};
@@ -29,12 +30,6 @@ pub struct ClaimRow {
 pub struct ClaimsReport {
     pub kernel: String,
     pub rows: Vec<ClaimRow>,
-}
-
-pub fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn decided(claim: &ClaimSpec) -> String {

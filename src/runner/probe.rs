@@ -57,7 +57,7 @@ fn features_here() -> &'static std::collections::BTreeSet<String> {
 pub(crate) fn conntrack_module_installed() -> bool {
     let dep = format!(
         "/lib/modules/{}/modules.dep",
-        super::claims::kernel_release()
+        crate::observe::kernel_release()
     );
     std::fs::read_to_string(dep).is_ok_and(|d| d.contains("/nf_conntrack.ko"))
 }
@@ -65,7 +65,7 @@ pub(crate) fn conntrack_module_installed() -> bool {
 /// What `when:` conditions are judged against for one trial.
 pub fn platform(backend: Option<&str>) -> crate::case::Platform {
     crate::case::Platform {
-        release: super::claims::kernel_release(),
+        release: crate::observe::kernel_release(),
         features: features_here().clone(),
         backend: backend.map(str::to_string),
     }

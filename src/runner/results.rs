@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::claims::kernel_release;
 use super::suite::{TrialFacts, TrialResult};
+use crate::observe::kernel_release;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -11,7 +11,7 @@ use crate::case::{
 
 use super::probe::{allowed_missing, namespaces_available, strict};
 use super::report::render;
-use super::trial::{TrialError, TrialReport, run_trial};
+use super::trial::{KERNEL_TOO_OLD, TrialError, TrialReport, run_trial};
 
 pub enum TrialKind {
     Run {
@@ -170,102 +170,105 @@ pub fn execute_with(spec: &TrialSpec, include_slow: bool) -> TrialResult {
     execute_detailed(spec, include_slow).0
 }
 
-/// The first line of a failure text, for the facts of trials that stopped early.
-fn first_line(text: &str) -> Vec<String> {
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| vec![l.trim().to_string()])
-        .unwrap_or_default()
+/// A result that has no report (the trial stopped before its expectations were judged), with
+/// its facts: a failure's first line says why.
+fn without_report(result: TrialResult) -> (TrialResult, TrialFacts) {
+    let failures = match &result {
+        TrialResult::Failed(text) => text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| vec![l.trim().to_string()])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let facts = TrialFacts {
+        failures,
+        backend: None,
+    };
+    (result, facts)
 }
 
 /// Run one trial: its result with the full report, and the facts a machine reads.
 pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, TrialFacts) {
-    let result = execute_inner(spec, include_slow);
-    match result {
-        Ok(r) => r,
-        Err(r) => {
-            let facts = match &r {
-                TrialResult::Failed(text) => TrialFacts {
-                    failures: first_line(text),
-                    backend: None,
-                },
-                _ => TrialFacts::default(),
-            };
-            (r, facts)
-        }
-    }
-}
-
-/// `Err` for results reached before the case ran (their facts are only the text).
-fn execute_inner(
-    spec: &TrialSpec,
-    include_slow: bool,
-) -> Result<(TrialResult, TrialFacts), TrialResult> {
     let (case, family) = match &spec.kind {
-        TrialKind::Broken(errors) => return Err(TrialResult::Failed(errors.to_string())),
+        TrialKind::Run { case, family } => (case, *family),
+        TrialKind::Broken(errors) => {
+            return without_report(TrialResult::Failed(errors.to_string()));
+        }
         TrialKind::Refused {
             errors, expected, ..
         } => {
-            return Err(TrialResult::Passed(format!(
+            return without_report(TrialResult::Passed(format!(
                 "{}: refused before running, as the case expects (\"{expected}\"):\n{errors}",
                 spec.name
             )));
         }
-        TrialKind::Run { case, family } => (case, *family),
     };
-    // A deliberate filter, not a missing capability: never a failure, even under TWLAB_STRICT.
-    if case.slow && !include_slow {
-        return Err(TrialResult::Ignored(SLOW_REASON.into()));
-    }
-    if let Err(reason) = namespaces_available() {
-        return Err(if strict() {
+    let result = if case.slow && !include_slow {
+        // A deliberate filter, not a missing capability: never a failure, even under TWLAB_STRICT.
+        TrialResult::Ignored(SLOW_REASON.into())
+    } else if let Err(reason) = namespaces_available() {
+        if strict() {
             TrialResult::Failed(format!(
                 "TWLAB_STRICT is set and this case would be skipped: {reason}"
             ))
         } else {
             TrialResult::Ignored(reason)
-        });
-    }
-    Err(match run_trial(case, family) {
-        Ok(report) => {
-            let mut text = render(case, &report);
-            let facts = TrialFacts {
-                failures: report
-                    .verdicts
-                    .iter()
-                    .filter(|v| !v.passed)
-                    .map(|v| {
-                        let e = &v.expectation;
-                        format!(
-                            "{}:{}:{}  {}  observed: {}",
-                            case.path.display(),
-                            e.line,
-                            e.col,
-                            e.check,
-                            v.observed
-                        )
-                    })
-                    .collect(),
-                backend: report.backend.map(str::to_string),
-            };
-            return Ok(if report.passed() {
-                (TrialResult::Passed(text), facts)
-            } else {
-                text += &write_pcaps(&spec.name, &report);
-                (TrialResult::Failed(text), facts)
-            });
         }
+    } else {
+        match run_trial(case, family) {
+            Ok(report) => return judged(spec, case, &report),
+            Err(e) => stopped(case, e),
+        }
+    };
+    without_report(result)
+}
+
+/// A trial whose expectations were judged: the report, and each failed expectation's place
+/// and observed value for machines.
+fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, TrialFacts) {
+    let mut text = render(case, report);
+    let facts = TrialFacts {
+        failures: report
+            .verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| {
+                let e = &v.expectation;
+                format!(
+                    "{}:{}:{}  {}  observed: {}",
+                    case.path.display(),
+                    e.line,
+                    e.col,
+                    e.check,
+                    v.observed
+                )
+            })
+            .collect(),
+        backend: report.backend.map(str::to_string),
+    };
+    if report.passed() {
+        (TrialResult::Passed(text), facts)
+    } else {
+        text += &write_pcaps(&spec.name, report);
+        (TrialResult::Failed(text), facts)
+    }
+}
+
+/// A trial that stopped before its expectations were judged.
+fn stopped(case: &Case, error: TrialError) -> TrialResult {
+    match error {
         // A kernel older than the case needs is a fact about the kernel, not a broken set-up:
         // ignored with the reason even under TWLAB_STRICT (the kernel matrix shows it).
-        Err(TrialError::Unsupported { feature, reason })
-            if !strict() || allowed_missing(feature) || feature == "kernel" =>
+        TrialError::Unsupported { feature, reason }
+            if !strict() || allowed_missing(feature) || feature == KERNEL_TOO_OLD =>
         {
             TrialResult::Ignored(reason)
         }
-        Err(TrialError::Unsupported { feature, reason }) => TrialResult::Failed(format!(
+        TrialError::Unsupported { feature, reason } => TrialResult::Failed(format!(
             "TWLAB_STRICT is set and this case would be skipped: {reason} (set TWLAB_ALLOW_MISSING={feature} if this kernel is known to lack it)"
         )),
-        Err(TrialError::Sysctl(e)) => TrialResult::Failed(e.to_string()),
-        Err(e) => TrialResult::Failed(format!("{}: {e}", case.id)),
-    })
+        TrialError::Sysctl(e) => TrialResult::Failed(e.to_string()),
+        e => TrialResult::Failed(format!("{}: {e}", case.id)),
+    }
 }

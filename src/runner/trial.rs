@@ -46,6 +46,10 @@ pub enum TrialError {
     Host(String),
 }
 
+/// The `feature` of an Unsupported error for a case that needs a newer kernel (a sysctl it
+/// predates): skipped with the reason, even under TWLAB_STRICT.
+pub const KERNEL_TOO_OLD: &str = "kernel";
+
 /// Which side of the host lock a trial holds for its duration.
 enum HostLock {
     None,
@@ -162,7 +166,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
             .map_err(|issue| {
                 if let sysctl::SysctlIssue::NewerKernel { .. } = issue {
                     return TrialError::Unsupported {
-                        feature: "kernel",
+                        feature: KERNEL_TOO_OLD,
                         reason: format!("the case sets a sysctl this kernel predates: {issue}"),
                     };
                 }

@@ -13,4 +13,5 @@ pub mod netns;
 pub mod observe;
 pub mod runner;
 pub mod scenario;
+pub mod spawn;
 pub mod topology;

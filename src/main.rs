@@ -108,6 +108,9 @@ fn paths_or_default(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread, namespace or socket exists: every program twlab starts is forked
+    // from this clean copy, never from a process that holds a trial's descriptors.
+    twlab::spawn::start();
     match Cli::parse().command {
         Command::Run {
             paths,

@@ -9,6 +9,8 @@ use twlab::runner::{
 };
 
 fn main() {
+    // First, before any thread: programs are forked from this clean copy (twlab::spawn).
+    twlab::spawn::start();
     let mut args = Arguments::from_args();
     // Cases mostly wait on the kernel's timers, not the CPU: run more than one per core.
     if args.test_threads.is_none() {

@@ -1,43 +1,52 @@
-//! A program started by an `exec` step never outlives twlab: killing twlab with SIGKILL while
-//! a background program runs in a case's namespace leaves no process (and so no namespace)
-//! behind. The program is forked by the namespace's own thread with PR_SET_PDEATHSIG(SIGKILL);
-//! that thread lives as long as the case, and dies with the process.
+//! Programs started by twlab never outlive it: killing twlab with SIGKILL, while a forking
+//! program runs or at any moment while programs are being started, leaves no process behind
+//! (and so no namespace: an unnamed namespace lives only while something is in it).
+//!
+//! Every process twlab starts, directly or not (the spawner, supervisors, inits, programs and
+//! what they fork), inherits twlab's environment; a marker variable set on twlab finds them
+//! all in /proc without guessing at names or parentage.
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// (pid, netns) of every process whose main thread is in a network namespace.
-fn processes() -> Vec<(u32, String)> {
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+tests_main!(harness::namespaces;
+    sigkill_while_a_forking_program_runs_leaves_no_process_behind,
+    sigkill_at_any_point_while_programs_start_leaves_no_process_behind,
+);
+
+/// Live processes (not zombies) whose environment holds `marker`, with their command lines.
+fn marked(marker: &str) -> Vec<(u32, String)> {
+    let needle = format!("TWLAB_TEST_MARK={marker}");
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !zombie(*pid))
         .filter_map(|pid| {
-            let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
-            Some((pid, ns.to_string_lossy().into_owned()))
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            env.split(|&b| b == 0)
+                .any(|v| v == needle.as_bytes())
+                .then(|| (pid, cmdline(pid)))
         })
         .collect()
 }
 
-/// Network namespaces referenced by any thread of `pid`.
-fn thread_namespaces(pid: u32) -> BTreeSet<String> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return BTreeSet::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_link(t.path().join("ns/net")).ok())
-        .map(|l| l.to_string_lossy().into_owned())
-        .collect()
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
 }
 
-/// Whether `pid` is gone (or a zombie waiting for its new parent to reap it).
-fn gone(pid: u32) -> bool {
+/// Whether `pid` is a zombie waiting for its new parent to reap it (or gone).
+fn zombie(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat
@@ -46,14 +55,66 @@ fn gone(pid: u32) -> bool {
     }
 }
 
-const CASE: &str = r#"
-name: a background program and a long wait
+/// A scratch repository with the pair topology and one case.
+fn repo(case: &str) -> (tempfile::TempDir, PathBuf) {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo.path().join("namespaces")).unwrap();
+    std::fs::create_dir_all(repo.path().join("cases")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml"),
+        repo.path().join("namespaces/pair.yaml"),
+    )
+    .unwrap();
+    let path = repo.path().join("cases/program.yaml");
+    std::fs::write(&path, case).unwrap();
+    (repo, path)
+}
+
+fn start_twlab(case: &Path, marker: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_twlab"))
+        .arg("run")
+        .arg(case)
+        .env("TWLAB_TEST_MARK", marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start twlab")
+}
+
+/// SIGKILLs twlab, then waits up to 5 s for every marked process to be gone.
+fn kill_and_check(mut twlab: Child, marker: &str, when: &str) {
+    kill(Pid::from_raw(twlab.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = twlab.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = marked(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "5 s after twlab was SIGKILLed {when}, these of its processes still run: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn busybox() {
+    if Command::new("busybox").arg("true").status().is_err() {
+        panic!("busybox is missing: ci/setup.sh installs busybox-static");
+    }
+}
+
+/// A shell that forks two sleepers and then becomes a listener: its workers are not in its
+/// process group's reach once they leave it, but they are in its PID namespace.
+const FORKING: &str = r#"
+name: a forking background program and a long wait
 description: the program runs in the server namespace while the case sleeps
 topology: pair
 steps:
   - exec:
       on: server
-      argv: [busybox, nc, -l, -p, "8080"]
+      argv: [busybox, sh, -c, "setsid busybox sleep 600 & busybox sleep 600 & exec busybox nc -l -p 8080"]
       background: true
       ready: {listening: 8080}
       label: listener
@@ -63,82 +124,69 @@ expect:
     signal: SIGTERM
 "#;
 
-#[test]
-fn sigkill_while_a_program_runs_leaves_no_process_behind() {
-    if !privileges::namespaces_or_skip() {
-        return;
-    }
-    if Command::new("busybox").arg("true").status().is_err() {
-        panic!("busybox is missing: ci/setup.sh installs busybox-static");
-    }
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(repo.path().join("namespaces")).unwrap();
-    std::fs::create_dir_all(repo.path().join("cases")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml"),
-        repo.path().join("namespaces/pair.yaml"),
-    )
-    .unwrap();
-    let case = repo.path().join("cases/program.yaml");
-    std::fs::write(&case, CASE).unwrap();
-
-    let host: BTreeSet<String> = processes().into_iter().map(|(_, ns)| ns).collect();
-    let mut twlab = Command::new(env!("CARGO_BIN_EXE_twlab"))
-        .arg("run")
-        .arg(&case)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start twlab");
-    let pid = twlab.id();
-
-    // The program: a process other than twlab in one of twlab's own namespaces, which shows
-    // it was forked by a namespace thread. Wait until it listens (the case then sleeps 60 s).
+fn sigkill_while_a_forking_program_runs_leaves_no_process_behind() {
+    busybox();
+    let (_repo, case) = repo(FORKING);
+    let marker = format!("forking-{}", std::process::id());
+    let twlab = start_twlab(&case, &marker);
+    // Wait until the listener and both sleepers run (the case then sleeps 60 s).
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (program, ns) = loop {
-        let ours: BTreeSet<String> = thread_namespaces(pid).difference(&host).cloned().collect();
-        let found = processes()
-            .into_iter()
-            .find(|(p, ns)| *p != pid && ours.contains(ns));
-        if let Some(found) = found {
-            break found;
+    loop {
+        let procs = marked(&marker);
+        let sleepers = procs
+            .iter()
+            .filter(|(_, c)| c.contains("sleep 600"))
+            .count();
+        if sleepers == 2 && procs.iter().any(|(_, c)| c.contains("nc -l")) {
+            break;
         }
         assert!(
             Instant::now() < deadline,
-            "the program never started in a namespace of twlab"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let cmdline = std::fs::read_to_string(format!("/proc/{program}/cmdline")).unwrap_or_default();
-    assert!(
-        cmdline.contains("nc"),
-        "pid {program} in the case's namespace is not the program: {cmdline:?}"
-    );
-    // Give readiness time to pass, so the kill lands in the 60 s sleep, mid-case.
-    std::thread::sleep(Duration::from_millis(300));
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    assert!(!twlab.wait().unwrap().success());
-
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gone(program) {
-        assert!(
-            Instant::now() < deadline,
-            "program {program} ({cmdline:?}) still runs 5 s after twlab was killed"
+            "the program and its two sleepers never all ran: {procs:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let left: Vec<u32> = processes()
-        .into_iter()
-        .filter(|(p, n)| *n == ns && !gone(*p))
-        .map(|(p, _)| p)
-        .collect();
-    assert!(
-        left.is_empty(),
-        "processes still in the case's namespace {ns}: {left:?}"
-    );
+    // Readiness passes within a few ms of the listener; the kill lands in the sleep.
+    std::thread::sleep(Duration::from_millis(300));
+    kill_and_check(twlab, &marker, "while a forking program ran");
+}
+
+/// Programs started one after another, and an impairment (nft) set up before them.
+const SPAWNING: &str = r#"
+name: programs started one after another
+description: a loop of short programs in the client namespace
+topology: pair
+impair:
+  - {from: client, to: server, loss: 1}
+steps:
+  - repeat:
+      times: 400
+      steps:
+        - exec: {on: client, argv: [busybox, "true"], label: spawn}
+expect:
+  - program: spawn
+    exit: 0
+"#;
+
+fn sigkill_at_any_point_while_programs_start_leaves_no_process_behind() {
+    busybox();
+    let (_repo, case) = repo(SPAWNING);
+    // Kill points spread over start-up, impairment set-up and the spawning loop, shifted by a
+    // seed from the clock so that runs probe different moments; the seed is in the message.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        % 7;
+    for i in 0..12u64 {
+        let delay = Duration::from_millis(5 + i * 60 + seed * 9);
+        let marker = format!("spawning-{}-{i}", std::process::id());
+        let twlab = start_twlab(&case, &marker);
+        std::thread::sleep(delay);
+        kill_and_check(
+            twlab,
+            &marker,
+            &format!("{} ms after it started (seed {seed})", delay.as_millis()),
+        );
+    }
 }

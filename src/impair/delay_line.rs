@@ -33,6 +33,7 @@
 
 mod nfqueue;
 
+use crate::spawn::{Command, SpawnError};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -41,7 +42,6 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -135,7 +135,7 @@ pub enum DelayLineError {
     Spawn {
         ns: String,
         tool: String,
-        source: std::io::Error,
+        source: SpawnError,
     },
     #[error("`{command}` failed in namespace `{ns}` ({status}): {stderr}{hint}")]
     Rule {

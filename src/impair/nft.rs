@@ -10,8 +10,7 @@
 //! server never retries and answers the client's next segment with an RST. netem hides its
 //! own drops from the sender for the same reason.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use crate::spawn::{Command, SpawnError};
 
 use crate::case::DropPacket;
 
@@ -22,7 +21,7 @@ pub enum NftError {
     #[error("nft is missing: apt-get install nftables (or run ci/setup.sh)")]
     Missing,
     #[error("failed to run nft: {0}")]
-    Spawn(std::io::Error),
+    Spawn(SpawnError),
     #[error("nft refused the rules: {stderr}\nrules:\n{rules}")]
     Refused { stderr: String, rules: String },
     #[error("cannot read nft counter `{0}`: {1}")]
@@ -35,20 +34,13 @@ fn nft() -> Command {
 
 /// Run a batch of nft commands (one per line) in the current thread's namespace.
 pub fn run(rules: &str) -> Result<(), NftError> {
-    let mut child = nft()
+    let out = nft()
         .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => NftError::Missing,
+        .output_with_input(rules.as_bytes())
+        .map_err(|e| match e.errno() {
+            Some(nix::errno::Errno::ENOENT) => NftError::Missing,
             _ => NftError::Spawn(e),
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(rules.as_bytes()).map_err(NftError::Spawn)?;
-    }
-    let out = child.wait_with_output().map_err(NftError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {

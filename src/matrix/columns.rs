@@ -1,8 +1,8 @@
 //! Running the same cases on each kernel of the matrix: the host as it is, then each guest in
 //! turn (one at a time: a TCG guest uses every CPU, and timing cases need them).
 
+use crate::spawn::{Command, Stdio};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -116,9 +116,9 @@ pub fn host_column(o: &MatrixOptions) -> Column {
         Command::new(exe)
             .args(twlab_args(o, o.host_jobs, &json))
             .env("TWLAB_ARTIFACTS", dir.join("artifacts"))
-            .stdin(Stdio::null())
-            .stdout(report.try_clone().map_err(|e| e.to_string())?)
-            .stderr(report)
+            .stdin(Stdio::Null)
+            .stdout(report.try_clone().map_err(|e| e.to_string())?.into())
+            .stderr(report.into())
             .status()
             .map_err(|e| format!("failed to run twlab: {e}"))?;
         read_results(&json)

@@ -1,9 +1,8 @@
 //! One guest: QEMU (TCG; KVM does not work on this kind of machine) booting a kernel with the
 //! host root shared read-only, running one script, within a timeout.
 
-use std::os::unix::process::CommandExt;
+use crate::spawn::{Command, SpawnError, Stdio};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::kernel::Kernel;
@@ -13,7 +12,7 @@ pub enum GuestError {
     #[error("qemu-system-x86_64 is not installed: install qemu-system-x86 (ci/setup.sh --matrix)")]
     NoQemu,
     #[error("failed to start QEMU: {0}")]
-    Spawn(std::io::Error),
+    Spawn(SpawnError),
     #[error(
         "the path {0} contains whitespace; it is passed on the guest kernel's command line: move it"
     )]
@@ -128,19 +127,17 @@ pub fn run(spec: &GuestSpec) -> Result<GuestRun, GuestError> {
             arg_path(spec.results)?
         ))
         .args(["-device", "virtio-9p-pci,fsdev=res,mount_tag=results"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(GuestError::Spawn)?)
-        .stderr(log);
-    // SAFETY: prctl is async-signal-safe; QEMU dies with the thread that waits for it, so a
-    // killed twlab leaves no guest behind.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .stdin(Stdio::Null)
+        .stdout(
+            log.try_clone()
+                .map_err(|source| GuestError::Write {
+                    path: console.display().to_string(),
+                    source,
+                })?
+                .into(),
+        )
+        .stderr(log.into());
+    // QEMU dies with twlab: the spawner's chain of parent-death signals reaches it.
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(GuestError::Spawn)?;
     let mut timed_out = false;

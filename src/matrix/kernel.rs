@@ -1,8 +1,8 @@
 //! Kernels for the matrix: a kernel image path, or a Debian package fetched with
 //! `apt-get download`, unpacked with `dpkg -x` into a cache and reused on the next run.
 
+use crate::spawn::Command;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::image::{extract_vmlinux, read_bzimage};
 
@@ -62,7 +62,7 @@ fn is_package_name(s: &str) -> bool {
 fn run(what: &str, cmd: &mut Command) -> Result<(), KernelError> {
     let out = cmd.output().map_err(|e| KernelError::Command {
         what: what.to_string(),
-        detail: format!("could not start {:?}: {e}", cmd.get_program()),
+        detail: format!("could not start `{}`: {e}", cmd.program()),
     })?;
     if out.status.success() {
         return Ok(());

@@ -4,10 +4,10 @@
 //! in a scratch namespace that the kernel tears down when `report` returns; the host namespace
 //! is only read.
 
+use crate::spawn::Command;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::errno::Errno;
 use rtnetlink::Error as NlError;

@@ -253,6 +253,14 @@ fn render_programs(s: &mut String, o: &Observations) {
             run.spec.command_line(),
             run.duration.as_secs_f64() * 1e3
         );
+        if !run.processes.is_empty() {
+            let _ = writeln!(
+                s,
+                "         {} processes when stopped: {}",
+                run.processes.len(),
+                run.processes.join(", ")
+            );
+        }
         for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             let lines = ProgramRun::tail(text, PROGRAM_TAIL_LINES);
             if lines.is_empty() {

@@ -74,7 +74,7 @@ impl Engine<'_> {
         };
         rec.detail = format!("in {}: {}", spec.ns, spec.command_line());
         let ns = spec.ns.clone();
-        let running = match self.lab.ns(&ns).run(move || program::spawn(spec))? {
+        let mut running = match self.lab.ns(&ns).run(move || program::spawn(spec))? {
             Ok(r) => r,
             Err(err) => {
                 rec.outcome = match err.errno() {
@@ -115,7 +115,7 @@ impl Engine<'_> {
     }
 
     /// Waits until the program is ready; an error naming what never happened otherwise.
-    fn wait_ready(&self, running: Running, ready: &Ready) -> Result<Running, EngineError> {
+    fn wait_ready(&self, mut running: Running, ready: &Ready) -> Result<Running, EngineError> {
         let deadline = Instant::now() + ready.timeout.0;
         let text = ready.output.as_ref().map(|o| self.fill(&o.value.0));
         let what = match (ready.listening, &text) {

@@ -2,34 +2,30 @@
 //! stopped, and what they did (exit status, output) kept as an observation.
 //!
 //! Lifetime rules, and why:
-//! - The child is forked by the namespace's own thread (`spawn` runs in `Namespace::run`):
-//!   setns is per thread, and a child inherits the network namespace of the thread that forked
-//!   it.
-//! - It gets `PR_SET_PDEATHSIG(SIGKILL)`, so it dies when twlab does, even on SIGKILL. The
-//!   signal fires when the *thread* that forked it exits; that is the namespace thread, which
-//!   lives until the lab is dropped, after every program has been stopped.
-//! - It leads its own process group, so stopping it (SIGTERM, then SIGKILL after the grace
-//!   period) also reaches what it forked (a server's workers, a shell's commands). The group is
-//!   signalled only while its leader is not yet reaped: its pid, and so the group id, cannot
-//!   have been reused for anything else.
-//! - Descriptors other than stdio are closed at exec: an inherited socket of the case would
-//!   keep a connection open that the case closed.
+//! - The program is started by the spawner process (`crate::spawn`), never forked from
+//!   twlab itself: a fork copies every descriptor of every trial into the child until it
+//!   execs, and a socket a case closed would live on there.
+//! - It enters the namespace of the thread that asks (`spawn` runs in `Namespace::run`).
+//! - It runs as pid 2 of a PID namespace of its own, under a minimal init: when it ends, or is
+//!   stopped, everything it forked (a server's workers, a shell's commands) dies with it, and
+//!   its processes can be listed. A chain of parent-death signals (twlab, spawner,
+//!   supervisor, init) ends it when twlab dies, even by SIGKILL.
+//! - Stopping it sends SIGTERM to every process of its namespace, then SIGKILL to its init
+//!   after the grace period. Only its supervisor signals and reaps it, so no pid is signalled
+//!   after it was reused.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::PollFlags;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::socket::wait;
+use crate::spawn::{Child, Command, SpawnError, Stdio};
 
 /// How much of each stream is kept (the end of it, when a program writes more).
 const KEEP_BYTES: usize = 256 * 1024;
@@ -113,6 +109,8 @@ pub struct ProgramRun {
     pub stopped_by: Option<&'static str>,
     pub stdout: String,
     pub stderr: String,
+    /// The program's processes (`pid name`) when twlab stopped it, in its PID namespace.
+    pub processes: Vec<String>,
 }
 
 impl ProgramRun {
@@ -129,18 +127,15 @@ pub enum ProgramError {
     Spawn {
         program: String,
         ns: String,
-        source: std::io::Error,
+        source: SpawnError,
     },
-    #[error("failed to watch `{program}` (pidfd_open): {errno}")]
-    Pidfd { program: String, errno: Errno },
 }
 
 impl ProgramError {
     /// The errno behind a failed start (ENOENT for a missing program), if there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            ProgramError::Spawn { source, .. } => source.raw_os_error().map(Errno::from_raw),
-            ProgramError::Pidfd { errno, .. } => Some(*errno),
+            ProgramError::Spawn { source, .. } => source.errno(),
         }
     }
 }
@@ -171,44 +166,28 @@ impl Output {
     }
 }
 
-/// A started program. Dropping it kills its process group and reaps it.
+/// A started program. Dropping it kills everything in its PID namespace.
 pub struct Running {
     pub spec: ProgramSpec,
-    child: Option<Child>,
-    pidfd: OwnedFd,
+    child: Child,
     output: Arc<Output>,
     started: Instant,
+    /// Its processes (pid and name) just before twlab stopped it; empty if it ended by itself.
+    processes: Vec<String>,
 }
 
-/// Starts the program. Call it on the namespace's thread: the child inherits that thread's
-/// network namespace (and the parent-death signal is tied to that thread).
+/// Starts the program. Call it on the namespace's thread: the program enters that thread's
+/// network namespace.
 pub fn spawn(spec: ProgramSpec) -> Result<Running, ProgramError> {
-    let parent = std::process::id();
     let mut cmd = Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls (prctl, getppid, close_range) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // twlab died between fork and prctl: the signal will never come, so do not start.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            libc::close_range(
-                3,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-            );
-            Ok(())
-        });
+        .pid_namespace(true)
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Piped)
+        .stderr(Stdio::Piped);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
     }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| ProgramError::Spawn {
@@ -216,19 +195,6 @@ pub fn spawn(spec: ProgramSpec) -> Result<Running, ProgramError> {
         ns: spec.ns.clone(),
         source,
     })?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-    if raw < 0 {
-        let errno = Errno::last();
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        let _ = child.wait();
-        return Err(ProgramError::Pidfd {
-            program: spec.argv[0].clone(),
-            errno,
-        });
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let output = Arc::new(Output::default());
     if let Some(out) = child.stdout.take() {
         read_stream(out, output.clone(), true);
@@ -238,10 +204,10 @@ pub fn spawn(spec: ProgramSpec) -> Result<Running, ProgramError> {
     }
     Ok(Running {
         spec,
-        child: Some(child),
-        pidfd,
+        child,
         output,
         started,
+        processes: Vec::new(),
     })
 }
 
@@ -274,18 +240,17 @@ fn read_stream(mut stream: impl Read + Send + 'static, output: Arc<Output>, stdo
 }
 
 impl Running {
-    fn pgid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().map_or(0, |c| c.id() as i32))
-    }
-
-    /// Whether the program has exited (it stays unreaped until `finish`).
-    pub fn exited(&self) -> bool {
+    /// Whether the program has exited.
+    pub fn exited(&mut self) -> bool {
         self.wait_exit(Instant::now())
     }
 
-    /// Waits until the program exits or the deadline passes; true if it exited.
-    pub fn wait_exit(&self, deadline: Instant) -> bool {
-        wait(self.pidfd.as_fd(), PollFlags::POLLIN, deadline).unwrap_or(true)
+    /// Waits until the program exits or the deadline passes; true if it exited. A lost
+    /// supervisor counts as an exit (nothing of the program can be left: it died with it).
+    pub fn wait_exit(&mut self, deadline: Instant) -> bool {
+        self.child
+            .wait_until(deadline)
+            .map_or(true, |s| s.is_some())
     }
 
     /// Whether `text` has appeared on stdout or stderr.
@@ -302,14 +267,22 @@ impl Running {
         }
     }
 
-    /// SIGTERM to the group, SIGKILL after the grace period, then the run's observation.
-    pub fn stop(self, why: &'static str) -> ProgramRun {
+    /// SIGTERM to every process of the program, SIGKILL after the grace period, then the
+    /// run's observation.
+    pub fn stop(mut self, why: &'static str) -> ProgramRun {
         let stopped = if self.exited() {
             None
         } else {
-            let _ = killpg(self.pgid(), Signal::SIGTERM);
+            self.processes = self
+                .child
+                .processes()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("{} {}", p.pid, p.comm))
+                .collect();
+            let _ = self.child.signal(Signal::SIGTERM);
             if !self.wait_exit(Instant::now() + self.spec.grace) {
-                let _ = killpg(self.pgid(), Signal::SIGKILL);
+                let _ = self.child.kill();
                 self.wait_exit(Instant::now() + Duration::from_secs(5));
             }
             Some(why)
@@ -317,13 +290,11 @@ impl Running {
         self.finish(stopped)
     }
 
-    /// After the leader exited: kill what it left in its group, reap it, collect the output.
+    /// After the program exited (its namespace is gone with it): its status and output.
     pub fn finish(mut self, stopped_by: Option<&'static str>) -> ProgramRun {
-        // The leader is a zombie until reaped below, so the group id is still ours.
-        let _ = killpg(self.pgid(), Signal::SIGKILL);
-        let exit = match self.child.take().map(|mut c| c.wait()) {
-            Some(Ok(status)) => Exit::from_status(status),
-            _ => Exit::Signal("unknown (the program could not be waited for)".into()),
+        let exit = match self.child.wait() {
+            Ok(status) => Exit::from_status(status),
+            Err(e) => Exit::Signal(format!("unknown ({e})")),
         };
         let duration = self.started.elapsed();
         let deadline = Instant::now() + DRAIN;
@@ -343,17 +314,7 @@ impl Running {
             stopped_by,
             stdout,
             stderr,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Not stopped the orderly way (an error or a panic on the way): kill and reap, so
-        // nothing outlives the case.
-        if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
+            processes: std::mem::take(&mut self.processes),
         }
     }
 }

@@ -1,0 +1,10 @@
+//! Starting programs without handing them any trial's descriptors: every child (nft,
+//! iptables, `exec` programs, QEMU) is forked by one spawner process made at start-up. See
+//! `server.rs` for why and how.
+
+mod command;
+mod server;
+mod wire;
+
+pub use command::{Child, Command, Output, SpawnError, Stdio, start};
+pub use wire::Process;

@@ -178,7 +178,7 @@ fn first_line(cmd: &mut Command) -> Result<String, String> {
     Ok(stdout.lines().next().unwrap_or("").trim().to_string())
 }
 
-/// Called on the scratch thread: a child forked from it inherits its network namespace.
+/// Called on the scratch thread: the program enters that thread's network namespace.
 fn try_nfqueue(iptables: &Path) -> Result<(), String> {
     let args = "-w 5 -A OUTPUT -p tcp --dport 9 -j NFQUEUE --queue-num 1";
     let out = Command::new(iptables).args(args.split(' ')).output();

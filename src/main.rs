@@ -3,15 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::{
-    TrialKind, TrialResult, claims, collect, doctor, execute_detailed, include_slow_from_env,
-    recover_host,
+    TrialKind, TrialResult, claims, collect, doctor, include_slow_from_env, recover_host, run_all,
 };
 
 #[derive(Parser)]
@@ -49,8 +46,8 @@ enum Command {
     Claims {
         paths: Vec<PathBuf>,
         /// text, md (Markdown, for a review) or json (a CI artifact).
-        #[arg(long, default_value = "text")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ClaimsFormat::Text)]
+        format: ClaimsFormat,
         /// Also run slow claims (they wait out real timers, minutes).
         #[arg(long)]
         include_slow: bool,
@@ -97,6 +94,15 @@ enum Command {
     /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
     /// what each missing piece disables.
     Doctor,
+}
+
+/// How `twlab claims` prints its table.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ClaimsFormat {
+    Text,
+    #[value(alias = "markdown")]
+    Md,
+    Json,
 }
 
 fn paths_or_default(paths: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -173,20 +179,12 @@ fn main() -> ExitCode {
             for message in recover_host() {
                 eprintln!("{message}");
             }
-            if include_slow {
-                // SAFETY: set before any other thread of this process exists.
-                unsafe { std::env::set_var("TWLAB_INCLUDE_SLOW", "1") };
-            }
-            let paths = if paths.is_empty() {
-                vec![PathBuf::from("cases")]
-            } else {
-                paths
-            };
-            let report = claims::run_claims(&collect(&paths), jobs);
-            match format.as_str() {
-                "md" | "markdown" => print!("{}", report.markdown()),
-                "json" => println!("{}", report.json()),
-                _ => print!("{}", report.text()),
+            let trials = collect(&paths_or_default(paths));
+            let report = claims::run_claims(&trials, jobs, include_slow || include_slow_from_env());
+            match format {
+                ClaimsFormat::Md => print!("{}", report.markdown()),
+                ClaimsFormat::Json => println!("{}", report.json()),
+                ClaimsFormat::Text => print!("{}", report.text()),
             }
             if report.all_confirmed() {
                 ExitCode::SUCCESS
@@ -265,37 +263,22 @@ fn run(
         println!("{message}");
     }
     let trials = collect(&paths);
-    let total = trials.len();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(TrialResult, TrialOutcome)>>> =
-        Mutex::new((0..total).map(|_| None).collect());
     let started = std::time::Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(t) = trials.get(i) else { break };
-                    let began = std::time::Instant::now();
-                    let (r, facts) = execute_detailed(t, include_slow);
-                    let outcome =
-                        TrialOutcome::new(&t.name, &r, facts, began.elapsed().as_secs_f64());
-                    let tag = match &r {
-                        TrialResult::Passed(_) => "pass",
-                        TrialResult::Failed(_) => "FAIL",
-                        TrialResult::Ignored(_) => "skip",
-                    };
-                    eprintln!("  {tag}  {}", t.name);
-                    results.lock().unwrap()[i] = Some((r, outcome));
-                }
-            });
-        }
+    let runs = run_all(&trials, jobs, include_slow, |t, e, _| {
+        let tag = match &e.result {
+            TrialResult::Passed(_) => "pass",
+            TrialResult::Failed(_) => "FAIL",
+            TrialResult::Ignored(_) => "skip",
+        };
+        eprintln!("  {tag}  {}", t.name);
     });
-    let (results, outcomes): (Vec<TrialResult>, Vec<TrialOutcome>) = results
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("every trial ran"))
+    let (results, outcomes): (Vec<TrialResult>, Vec<TrialOutcome>) = trials
+        .iter()
+        .zip(runs)
+        .map(|(t, (e, seconds))| {
+            let outcome = TrialOutcome::new(&t.name, &e.result, e.facts, seconds);
+            (e.result, outcome)
+        })
         .unzip();
     if let Some(path) = json {
         let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());

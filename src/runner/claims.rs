@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::case::{ClaimSpec, Verdict};
 use crate::observe::kernel_release;
 
-use super::suite::{TrialKind, TrialSpec, include_slow_from_env};
-use super::trial::{TrialError, run_trial};
+use super::pool::run_all;
+use super::suite::{Executed, SLOW_REASON, TrialKind, TrialResult, TrialSpec};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClaimRow {
@@ -21,9 +21,25 @@ pub struct ClaimRow {
     pub expected: Verdict,
     /// `holds`, `refuted`, `depends on ...`, `CHANGED: ...` or `undecided: ...` on this kernel.
     pub verdict: String,
+    /// What this run decided about the claim.
+    pub status: ClaimStatus,
     /// True when this kernel agreed with the encoded verdict.
     pub confirmed: bool,
     pub evidence: String,
+}
+
+/// What one run decided about a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimStatus {
+    /// The kernel agreed with the encoded verdict.
+    Confirmed,
+    /// Expectations no longer hold: the verdict changed.
+    Changed,
+    /// The trial could not decide (a missing part, a broken set-up).
+    Undecided,
+    /// Deliberately not run (a slow case without --include-slow).
+    NotRun,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,104 +55,118 @@ fn decided(claim: &ClaimSpec) -> String {
     }
 }
 
-/// Run one claim trial; `None` for trials that are not claims.
-pub fn claim_row(spec: &TrialSpec, include_slow: bool) -> Option<ClaimRow> {
-    let (claim, row_for) = match &spec.kind {
-        TrialKind::Refused {
-            errors,
-            claim: Some(claim),
-            ..
-        } => {
-            let evidence = errors
-                .0
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_default();
-            return Some(ClaimRow {
-                case: spec.name.clone(),
-                claim: claim.says.clone(),
-                source: claim.source.clone(),
-                expected: claim.verdict,
-                verdict: decided(claim),
-                confirmed: true,
-                evidence,
-            });
-        }
-        TrialKind::Run { case, family } => (case.claim.clone()?, (case, *family)),
-        _ => return None,
-    };
-    let (case, family) = row_for;
+/// The claim of a trial, if it carries one.
+fn claim_of(spec: &TrialSpec) -> Option<&ClaimSpec> {
+    match &spec.kind {
+        TrialKind::Refused { claim, .. } => claim.as_ref(),
+        TrialKind::Run { case, .. } => case.claim.as_ref(),
+        TrialKind::Broken(_) => None,
+    }
+}
+
+/// The row of one claim trial, from its run by the suite's rules.
+pub fn claim_row(spec: &TrialSpec, claim: &ClaimSpec, run: &Executed) -> ClaimRow {
     let mut row = ClaimRow {
         case: spec.name.clone(),
         claim: claim.says.clone(),
         source: claim.source.clone(),
         expected: claim.verdict,
         verdict: String::new(),
+        status: ClaimStatus::Undecided,
         confirmed: false,
         evidence: String::new(),
     };
-    if case.slow && !include_slow {
-        row.verdict = "undecided: slow case not run (--include-slow)".into();
-        return Some(row);
+    if let TrialKind::Refused { errors, .. } = &spec.kind {
+        // Refused as the case expects: the refusal is the evidence (a removed sysctl...).
+        row.evidence = errors
+            .0
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
     }
-    match run_trial(case, family) {
-        Ok(report) => {
-            let failed = report.verdicts.iter().filter(|v| !v.passed).count();
-            let marked: Vec<_> = report
-                .verdicts
-                .iter()
-                .filter(|v| v.expectation.evidence && v.applies)
-                .collect();
-            let shown = if marked.is_empty() {
-                report.verdicts.iter().take(2).collect()
-            } else {
-                marked
-            };
-            row.evidence = shown
-                .iter()
-                .map(|v| format!("{}: {}", v.expectation.check, v.observed))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if failed == 0 {
-                row.verdict = decided(&claim);
-                row.confirmed = true;
-            } else {
+    if let Some(report) = &run.report {
+        let marked: Vec<_> = report
+            .verdicts
+            .iter()
+            .filter(|v| v.expectation.evidence && v.applies)
+            .collect();
+        let shown = if marked.is_empty() {
+            report.verdicts.iter().take(2).collect()
+        } else {
+            marked
+        };
+        row.evidence = shown
+            .iter()
+            .map(|v| format!("{}: {}", v.expectation.check, v.observed))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    match &run.result {
+        TrialResult::Passed(_) => {
+            row.verdict = decided(claim);
+            row.status = ClaimStatus::Confirmed;
+        }
+        TrialResult::Failed(text) => match &run.report {
+            Some(report) => {
+                let failed = report.verdicts.iter().filter(|v| !v.passed).count();
                 row.verdict = format!(
                     "CHANGED: {failed} of {} expectations no longer hold",
                     report.verdicts.len()
                 );
+                row.status = ClaimStatus::Changed;
             }
+            None => {
+                let why = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                row.verdict = format!("undecided: {}", why.trim());
+            }
+        },
+        TrialResult::Ignored(reason) if reason == SLOW_REASON => {
+            row.verdict = "undecided: slow case not run (--include-slow)".into();
+            row.status = ClaimStatus::NotRun;
         }
-        Err(TrialError::Unsupported { reason, .. }) => row.verdict = format!("undecided: {reason}"),
-        Err(e) => row.verdict = format!("undecided: {e}"),
+        TrialResult::Ignored(reason) => row.verdict = format!("undecided: {reason}"),
     }
-    Some(row)
+    row.confirmed = row.status == ClaimStatus::Confirmed;
+    row
 }
 
-pub fn run_claims(trials: &[TrialSpec], jobs: usize) -> ClaimsReport {
-    let include_slow = include_slow_from_env();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let rows = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(t) = trials.get(i) else { break };
-                    if let Some(row) = claim_row(t, include_slow) {
-                        rows.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((i, row));
-                    }
-                }
-            });
-        }
-    });
-    let mut rows = rows.into_inner().unwrap_or_else(|p| p.into_inner());
-    rows.sort_by_key(|(i, _)| *i);
+/// Runs the claim trials among `trials` in the suite's pool, by the suite's rules.
+pub fn run_claims(trials: &[TrialSpec], jobs: usize, include_slow: bool) -> ClaimsReport {
+    // A file that does not load may be a claim: it is a row, so it cannot vanish from the table.
+    let claims: Vec<&TrialSpec> = trials
+        .iter()
+        .filter(|t| claim_of(t).is_some() || matches!(t.kind, TrialKind::Broken(_)))
+        .collect();
+    let runs = run_all(&claims, jobs, include_slow, |_, _, _| {});
+    let rows = claims
+        .iter()
+        .zip(runs.iter())
+        .map(|(t, (run, _))| match claim_of(t) {
+            Some(claim) => claim_row(t, claim, run),
+            None => ClaimRow {
+                case: t.name.clone(),
+                claim: "(the case file does not load)".into(),
+                source: String::new(),
+                expected: Verdict::Holds,
+                verdict: match &run.result {
+                    TrialResult::Failed(text) => format!(
+                        "undecided: {}",
+                        text.lines()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("")
+                            .trim()
+                    ),
+                    _ => "undecided".into(),
+                },
+                status: ClaimStatus::Undecided,
+                confirmed: false,
+                evidence: String::new(),
+            },
+        })
+        .collect();
     ClaimsReport {
         kernel: kernel_release(),
-        rows: rows.into_iter().map(|(_, r)| r).collect(),
+        rows,
     }
 }
 
@@ -187,6 +217,6 @@ impl ClaimsReport {
     pub fn all_confirmed(&self) -> bool {
         self.rows
             .iter()
-            .all(|r| r.confirmed || r.verdict.starts_with("undecided: slow"))
+            .all(|r| matches!(r.status, ClaimStatus::Confirmed | ClaimStatus::NotRun))
     }
 }

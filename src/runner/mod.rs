@@ -2,16 +2,18 @@
 
 pub mod claims;
 pub mod doctor;
+mod pool;
 mod probe;
 mod report;
 pub mod results;
 mod suite;
 mod trial;
 
+pub use pool::run_all;
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::render;
 pub use suite::{
-    SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, collect, execute, execute_detailed,
-    execute_with, include_slow_from_env, recover_host,
+    Executed, SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, collect, execute,
+    execute_detailed, execute_full, execute_with, include_slow_from_env, recover_host,
 };
 pub use trial::{TrialError, TrialReport, run_trial};

@@ -68,22 +68,32 @@ pub fn recover_host() -> Vec<String> {
     }
 }
 
-/// Trials for every case file below `paths`.
+/// A trial that stands for a path that gave no cases: a failure, so a typo cannot look green.
+fn broken_path(path: &std::path::Path, message: String) -> TrialSpec {
+    TrialSpec {
+        name: path.display().to_string(),
+        kind: TrialKind::Broken(CaseErrors(vec![SourceError::whole_file(path, message)])),
+    }
+}
+
+/// Trials for every case file below `paths`. A path that cannot be read, or holds no case
+/// file, is one failing trial that says so.
 pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
-    let files = match discover(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            let p = paths.first().cloned().unwrap_or_default();
-            return vec![TrialSpec {
-                name: p.display().to_string(),
-                kind: TrialKind::Broken(CaseErrors(vec![SourceError::whole_file(
-                    &p,
-                    format!("failed to list case files: {e}"),
-                )])),
-            }];
-        }
-    };
+    let mut files = Vec::new();
     let mut out = Vec::new();
+    for p in paths {
+        match discover(std::slice::from_ref(p)) {
+            Ok(found) if found.is_empty() => out.push(broken_path(
+                p,
+                format!(
+                    "no case files (*.yaml, *.yml) under {}: is the path right?",
+                    p.display()
+                ),
+            )),
+            Ok(found) => files.extend(found),
+            Err(e) => out.push(broken_path(p, format!("failed to list case files: {e}"))),
+        }
+    }
     for (root, path) in files {
         match load_case(&root, &path) {
             Ok(case) => {
@@ -167,7 +177,13 @@ pub fn execute(spec: &TrialSpec) -> TrialResult {
 }
 
 pub fn execute_with(spec: &TrialSpec, include_slow: bool) -> TrialResult {
-    execute_detailed(spec, include_slow).0
+    execute_full(spec, include_slow).result
+}
+
+/// Run one trial: its result with the full report, and the facts a machine reads.
+pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, TrialFacts) {
+    let e = execute_full(spec, include_slow);
+    (e.result, e.facts)
 }
 
 /// A result that has no report (the trial stopped before its expectations were judged), with
@@ -188,17 +204,36 @@ fn without_report(result: TrialResult) -> (TrialResult, TrialFacts) {
     (result, facts)
 }
 
-/// Run one trial: its result with the full report, and the facts a machine reads.
-pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, TrialFacts) {
+/// One trial run to its end: the rendered result, the facts for machines, and the typed
+/// report when its expectations were judged.
+pub struct Executed {
+    pub result: TrialResult,
+    pub facts: TrialFacts,
+    pub report: Option<TrialReport>,
+}
+
+impl Executed {
+    pub(super) fn without_report(result: TrialResult) -> Executed {
+        let (result, facts) = without_report(result);
+        Executed {
+            result,
+            facts,
+            report: None,
+        }
+    }
+}
+
+/// Run one trial by every rule (slow filter, privileges, TWLAB_STRICT, kernel too old).
+pub fn execute_full(spec: &TrialSpec, include_slow: bool) -> Executed {
     let (case, family) = match &spec.kind {
         TrialKind::Run { case, family } => (case, *family),
         TrialKind::Broken(errors) => {
-            return without_report(TrialResult::Failed(errors.to_string()));
+            return Executed::without_report(TrialResult::Failed(errors.to_string()));
         }
         TrialKind::Refused {
             errors, expected, ..
         } => {
-            return without_report(TrialResult::Passed(format!(
+            return Executed::without_report(TrialResult::Passed(format!(
                 "{}: refused before running, as the case expects (\"{expected}\"):\n{errors}",
                 spec.name
             )));
@@ -217,11 +252,18 @@ pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, T
         }
     } else {
         match run_trial(case, family) {
-            Ok(report) => return judged(spec, case, &report),
+            Ok(report) => {
+                let (result, facts) = judged(spec, case, &report);
+                return Executed {
+                    result,
+                    facts,
+                    report: Some(report),
+                };
+            }
             Err(e) => stopped(case, e),
         }
     };
-    without_report(result)
+    Executed::without_report(result)
 }
 
 /// A trial whose expectations were judged: the report, and each failed expectation's place

@@ -1,0 +1,115 @@
+//! The worker pool of `twlab run` and `twlab claims` (and so of the matrix's host column,
+//! which is a `twlab run`): trials taken in order by `jobs` threads, each run by every rule
+//! of the suite, a panic caught as that trial's failure.
+
+use std::borrow::Borrow;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::suite::{Executed, TrialResult, TrialSpec, execute_full};
+
+/// Runs every trial; `done` is called as each one ends (for progress lines). The results are
+/// in the trials' order.
+pub fn run_all<T: Borrow<TrialSpec> + Sync>(
+    trials: &[T],
+    jobs: usize,
+    include_slow: bool,
+    done: impl Fn(&TrialSpec, &Executed, f64) + Sync,
+) -> Vec<(Executed, f64)> {
+    run_with(trials, jobs, |t| execute_full(t, include_slow), done)
+}
+
+/// A panic in a trial is that trial's failure, with the message: the other trials still run
+/// and the report is still written.
+fn caught(spec: &TrialSpec, execute: impl FnOnce() -> Executed) -> Executed {
+    catch_unwind(AssertUnwindSafe(execute)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Executed::without_report(TrialResult::Failed(format!(
+            "{}: twlab panicked while running this trial (a bug in twlab; please report it): \
+             {message}",
+            spec.name
+        )))
+    })
+}
+
+fn run_with<T: Borrow<TrialSpec> + Sync>(
+    trials: &[T],
+    jobs: usize,
+    execute: impl Fn(&TrialSpec) -> Executed + Sync,
+    done: impl Fn(&TrialSpec, &Executed, f64) + Sync,
+) -> Vec<(Executed, f64)> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(Executed, f64)>>> =
+        Mutex::new((0..trials.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(t) = trials.get(i).map(Borrow::borrow) else {
+                        break;
+                    };
+                    let began = std::time::Instant::now();
+                    let e = caught(t, || execute(t));
+                    let seconds = began.elapsed().as_secs_f64();
+                    done(t, &e, seconds);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some((e, seconds));
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{CaseErrors, SourceError};
+    use crate::runner::suite::TrialKind;
+
+    fn broken(name: &str) -> TrialSpec {
+        TrialSpec {
+            name: name.into(),
+            kind: TrialKind::Broken(CaseErrors(vec![SourceError::whole_file(
+                std::path::Path::new(name),
+                "x".to_string(),
+            )])),
+        }
+    }
+
+    #[test]
+    fn a_panicking_trial_fails_with_its_message_and_the_others_still_run() {
+        let trials = [broken("a"), broken("boom"), broken("c")];
+        let runs = run_with(
+            &trials,
+            2,
+            |t| {
+                if t.name == "boom" {
+                    panic!("index out of range in the engine");
+                }
+                Executed::without_report(TrialResult::Passed(t.name.clone()))
+            },
+            |_, _, _| {},
+        );
+        assert_eq!(runs.len(), 3);
+        assert!(matches!(&runs[0].0.result, TrialResult::Passed(n) if n == "a"));
+        assert!(matches!(&runs[2].0.result, TrialResult::Passed(n) if n == "c"));
+        let TrialResult::Failed(text) = &runs[1].0.result else {
+            panic!("the panicking trial did not fail");
+        };
+        assert!(text.starts_with("boom: twlab panicked"), "{text}");
+        assert!(text.contains("index out of range in the engine"), "{text}");
+        assert_eq!(runs[1].0.facts.failures.len(), 1);
+    }
+}

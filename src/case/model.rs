@@ -148,6 +148,11 @@ pub struct ImpairSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate(pub u64);
 
+impl Rate {
+    /// The highest rate tbf and netem take: `u32::MAX` bytes per second.
+    pub const MAX_BPS: u64 = u32::MAX as u64 * 8;
+}
+
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -175,7 +180,13 @@ impl<'de> Deserialize<'de> for Rate {
                 "a rate of 0 would stop all traffic",
             ));
         }
-        Ok(Rate(n * mult))
+        match n.checked_mul(mult) {
+            Some(bps) if bps <= Rate::MAX_BPS => Ok(Rate(bps)),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is more than a link impairment can express: at most 34gbit (tbf and \
+                 netem take the rate as 32-bit bytes per second)"
+            ))),
+        }
     }
 }
 

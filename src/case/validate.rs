@@ -10,7 +10,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::expect::{Check, Expectation, SocketFilter};
 use crate::netns::sysctl;
-use crate::observe::TcpState;
+use crate::observe::{CONNTRACK_TCP_STATES, TcpState};
 use crate::scenario::is_outcome_name;
 use crate::topology::{Topology, address_allowed};
 
@@ -79,10 +79,16 @@ impl Ctx<'_> {
             ),
             Ok(ip) => {
                 let family = if ip.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
-                if self.families.iter().any(|f| *f != family) {
+                if !self.families.contains(&family) {
+                    let families: Vec<&str> = self.families.iter().map(|f| f.name()).collect();
                     self.err(
                         target.referenced,
-                        format!("{ip} is an {} address but the case also runs over other families: name a namespace instead", family.name()),
+                        format!("{ip} is an {} address but the case runs over {} only: use an address of that family, or add {} to `families:`", family.name(), families.join(" and "), family.name()),
+                    );
+                } else if self.families.len() > 1 {
+                    self.err(
+                        target.referenced,
+                        format!("{ip} is an {} address but the case also runs over {}: name a namespace instead, so each family gets its own address", family.name(), self.families.iter().filter(|f| **f != family).map(|f| f.name()).collect::<Vec<_>>().join(" and ")),
                     );
                 }
             }
@@ -562,10 +568,22 @@ impl Ctx<'_> {
                 );
                 return;
             };
-            let state = e
-                .state
-                .as_ref()
-                .map(|s| s.value.to_ascii_uppercase().replace('-', "_"));
+            let state = e.state.as_ref().and_then(|s| {
+                let name = s.value.to_ascii_uppercase().replace('-', "_");
+                if CONNTRACK_TCP_STATES.contains(&name.as_str()) {
+                    return Some(name);
+                }
+                self.err(
+                    s.referenced,
+                    format!(
+                        "`{}` is not a conntrack TCP state: write one of {} (conntrack's own \
+                         names, as /proc/net/nf_conntrack prints them)",
+                        s.value,
+                        CONNTRACK_TCP_STATES.join(", ")
+                    ),
+                );
+                None
+            });
             push(
                 count.referenced,
                 Check::ConntrackEntries {

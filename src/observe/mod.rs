@@ -9,7 +9,10 @@ mod pcap;
 mod sockets;
 mod tcp_state;
 
-pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
+pub use conntrack::{
+    ConntrackError, ConntrackTable, TCP_STATES as CONNTRACK_TCP_STATES,
+    read_stats as read_conntrack_stats,
+};
 pub use counters::{CounterError, Counters};
 pub use kernel_log::{KernelLog, KernelLogError};
 pub use kernel_release::kernel_release;

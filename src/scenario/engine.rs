@@ -562,11 +562,16 @@ impl<'a> Engine<'a> {
             if let Some(peer) = peer {
                 let started = Instant::now();
                 let (end, bytes) = so::recv_until(&peer, None, started + c.peer_timeout.0);
-                let outcome = match end {
-                    Ok(_) => so::close(peer),
+                let reader = c.by.other().name();
+                let (outcome, detail) = match end {
+                    Ok(_) => (
+                        so::close(peer),
+                        format!("{reader} read to EOF, then closed"),
+                    ),
                     Err(o) => {
                         drop(peer);
-                        o
+                        let detail = format!("{reader}'s read ended in {o}, then it closed");
+                        (o, detail)
                     }
                 };
                 extra.push(StepRecord {
@@ -577,7 +582,7 @@ impl<'a> Engine<'a> {
                     outcome,
                     duration: started.elapsed(),
                     bytes: Some(bytes),
-                    detail: format!("{} read to EOF, then closed", c.by.other().name()),
+                    detail,
                 });
             }
             if let Some((l, r)) = tuple {

@@ -1367,7 +1367,7 @@ fn a_directory_without_case_files_is_a_failing_trial_not_silence() {
     let repo = Repo::new();
     let empty = repo.root().join("cases/typo");
     std::fs::create_dir_all(&empty).unwrap();
-    let trials = collect(&[empty.clone()]);
+    let trials = collect(std::slice::from_ref(&empty));
     assert_eq!(trials.len(), 1);
     let TrialKind::Broken(errors) = &trials[0].kind else {
         panic!("an empty directory gave a trial that is not a failure");

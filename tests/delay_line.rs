@@ -1,8 +1,9 @@
 //! The NFQUEUE delay line on a real pair topology: RTTs, ordering, changes, stop and errors.
 //! Needs root; skipped with a printed reason otherwise (a failure under TWLAB_STRICT=1).
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
 #[path = "support/pingpong.rs"]
 mod pingpong;
@@ -15,9 +16,18 @@ use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong};
 use twlab::impair::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook};
 use twlab::netns::Lab;
 
-fn available() -> bool {
-    privileges::namespaces_or_skip()
-}
+tests_main!(harness::NAMESPACES => [
+    twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv4,
+    twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv6,
+    set_changes_the_delay_mid_case_and_stop_removes_it,
+    stop_releases_held_packets_at_once,
+    without_jitter_packets_keep_their_order,
+    jitter_spreads_the_hold_times,
+    bulk_tcp_passes_whole_and_gso_frames_are_queued_whole,
+    ingress_hold_is_not_throttled_by_tcp_small_queues,
+    dropping_a_delay_line_ends_its_thread,
+    errors_say_what_failed,
+]);
 
 fn pair_lab() -> Lab {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
@@ -69,11 +79,7 @@ fn assert_clean(lines: [DelayLine; 2], delay: Duration) {
     }
 }
 
-#[test]
 fn twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv4() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let lines = both_ways(&lab, fixed(20));
     assert_rtt_near(
@@ -84,11 +90,7 @@ fn twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv4() {
     assert_clean(lines, Duration::from_millis(20));
 }
 
-#[test]
 fn twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv6() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let lines = both_ways(&lab, fixed(20));
     assert_rtt_near(
@@ -99,11 +101,7 @@ fn twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv6() {
     assert_clean(lines, Duration::from_millis(20));
 }
 
-#[test]
 fn set_changes_the_delay_mid_case_and_stop_removes_it() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let lines = both_ways(&lab, fixed(10));
     assert_rtt_near(&ping_pong(&lab, SERVER_V4, 10), 20.0, "10 ms each way");
@@ -119,11 +117,7 @@ fn set_changes_the_delay_mid_case_and_stop_removes_it() {
     assert!(bare < 2.0, "after stop the RTT is {bare:.2} ms");
 }
 
-#[test]
 fn stop_releases_held_packets_at_once() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let line = DelayLine::start(lab.ns("client"), "to-server", 1, fixed(2000)).expect("start");
     let (client, server) = pingpong::udp_pair(&lab, SERVER_V4);
@@ -159,11 +153,7 @@ fn stop_releases_held_packets_at_once() {
     assert!(stats.max_held >= 5, "{stats:?}");
 }
 
-#[test]
 fn without_jitter_packets_keep_their_order() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let line = DelayLine::start(lab.ns("client"), "to-server", 1, fixed(5)).expect("start");
     let (client, server) = pingpong::udp_pair(&lab, SERVER_V4);
@@ -177,11 +167,7 @@ fn without_jitter_packets_keep_their_order() {
     assert!(stats.max_held > 100, "a burst was held at once: {stats:?}");
 }
 
-#[test]
 fn jitter_spreads_the_hold_times() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let spec = DelaySpec {
         delay: Duration::from_millis(10),
@@ -254,20 +240,12 @@ fn bulk(hook: Hook, bytes: usize) -> (f64, DelayStats) {
     (rate, stats)
 }
 
-#[test]
 fn bulk_tcp_passes_whole_and_gso_frames_are_queued_whole() {
-    if !available() {
-        return;
-    }
     let (_, stats) = bulk(Hook::Egress, 8 << 20);
     assert!(stats.gso_packets > 0, "no GSO frame seen: {stats:?}");
 }
 
-#[test]
 fn ingress_hold_is_not_throttled_by_tcp_small_queues() {
-    if !available() {
-        return;
-    }
     let (egress, _) = bulk(Hook::Egress, 8 << 20);
     let (ingress, _) = bulk(Hook::Ingress, 64 << 20);
     assert!(
@@ -276,11 +254,7 @@ fn ingress_hold_is_not_throttled_by_tcp_small_queues() {
     );
 }
 
-#[test]
 fn dropping_a_delay_line_ends_its_thread() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     // Queue 9 is used by no other test here, so the thread name is unique in this process.
     let comms = || {
@@ -306,11 +280,7 @@ fn dropping_a_delay_line_ends_its_thread() {
     assert_eq!(threads(), 0, "the holder thread outlived its DelayLine");
 }
 
-#[test]
 fn errors_say_what_failed() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let err = DelayLine::start(lab.ns("client"), "nope0", 1, fixed(1))
         .err()

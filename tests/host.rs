@@ -10,6 +10,10 @@
 //! value differs when the test ends. That write is the only one made outside twlab::host's
 //! restore, and only as a last resort; a passing test never needs it.
 
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
+
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -28,6 +32,20 @@ const PROC: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 const TEST_VALUE: &str = "64";
 /// Makes `child_applies_and_waits` do its work (it returns at once otherwise).
 const CHILD_ENV: &str = "TWLAB_HOST_TEST_CHILD";
+
+tests_main!(
+    HOST => [
+        apply_sets_the_value_and_dropping_the_guard_restores_it,
+        a_panic_while_the_guard_is_held_restores_the_value,
+        after_sigkill_the_change_stays_until_recover_restores_it,
+        apply_and_shared_first_restore_what_a_dead_process_left,
+        sigterm_restores_the_value_before_the_process_ends,
+        shared_and_exclusive_exclude_each_other,
+        apply_is_refused_on_a_namespace_thread_and_a_guard_dropped_there_still_restores,
+    ],
+    harness::NOTHING => [only_allowlisted_keys_and_numeric_values_are_accepted],
+    harness::HELPER => [child_applies_and_waits],
+);
 
 fn read() -> String {
     std::fs::read_to_string(PROC).unwrap().trim().to_string()
@@ -100,22 +118,22 @@ struct Fixture {
     _serial: Flock<File>,
 }
 
-fn skip(reason: &str) -> Option<Fixture> {
-    assert!(
-        !twlab::runner::strict(),
-        "TWLAB_STRICT is set and this test would be skipped: {reason}"
-    );
-    eprintln!("skipped: {reason}");
-    None
-}
-
-fn setup() -> Option<Fixture> {
+/// What these tests need: root, and a kernel with conntrack.
+fn root_and_conntrack() -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
-        return skip("changing host-global sysctls needs root");
+        return Err("changing host-global sysctls needs root".into());
     }
     if !Path::new(PROC).exists() {
-        return skip("this kernel has no conntrack (no /proc/sys/net/netfilter/nf_conntrack_max)");
+        return Err(
+            "this kernel has no conntrack (no /proc/sys/net/netfilter/nf_conntrack_max)".into(),
+        );
     }
+    Ok(())
+}
+
+const HOST: harness::Needs = harness::Needs::Probe(root_and_conntrack);
+
+fn setup() -> Option<Fixture> {
     std::fs::create_dir_all("/run/twlab").unwrap();
     let serial = File::options()
         .create(true)
@@ -167,8 +185,6 @@ fn journal_owner_pid(path: &Path) -> u64 {
 }
 
 /// The helper that other tests start in a child process: apply and wait to be killed.
-#[test]
-#[ignore = "helper: other tests run it in a child process"]
 fn child_applies_and_waits() {
     if std::env::var_os(CHILD_ENV).is_none() {
         return;
@@ -242,7 +258,6 @@ fn left_at_message(fx: &Fixture, pid: u32) -> String {
     )
 }
 
-#[test]
 fn apply_sets_the_value_and_dropping_the_guard_restores_it() {
     let Some(fx) = setup() else { return };
     let guard = fx.cfg.apply(&change(TEST_VALUE)).unwrap();
@@ -277,7 +292,6 @@ fn apply_sets_the_value_and_dropping_the_guard_restores_it() {
     assert!(!fx.cfg.journal.exists());
 }
 
-#[test]
 fn a_panic_while_the_guard_is_held_restores_the_value() {
     let Some(fx) = setup() else { return };
     let result = std::panic::catch_unwind(|| {
@@ -290,7 +304,6 @@ fn a_panic_while_the_guard_is_held_restores_the_value() {
     assert!(!fx.cfg.journal.exists());
 }
 
-#[test]
 fn after_sigkill_the_change_stays_until_recover_restores_it() {
     let Some(fx) = setup() else { return };
     let pid = killed_child(&fx);
@@ -324,7 +337,6 @@ fn after_sigkill_the_change_stays_until_recover_restores_it() {
     assert_eq!(fx.cfg.recover().unwrap(), Vec::<String>::new());
 }
 
-#[test]
 fn apply_and_shared_first_restore_what_a_dead_process_left() {
     let Some(fx) = setup() else { return };
     // apply records the real original value, not the one the dead process left.
@@ -347,7 +359,6 @@ fn apply_and_shared_first_restore_what_a_dead_process_left() {
     assert!(!fx.cfg.journal.exists());
 }
 
-#[test]
 fn sigterm_restores_the_value_before_the_process_ends() {
     let Some(fx) = setup() else { return };
     let child = spawn_child(&fx.cfg.journal);
@@ -368,7 +379,6 @@ fn sigterm_restores_the_value_before_the_process_ends() {
     assert_eq!(settled(&fx.cfg), fx.host_value, "{stderr}");
 }
 
-#[test]
 fn shared_and_exclusive_exclude_each_other() {
     let Some(fx) = setup() else { return };
     let short = HostConfig {
@@ -431,7 +441,6 @@ fn shared_and_exclusive_exclude_each_other() {
     assert!(!fx.cfg.journal.exists());
 }
 
-#[test]
 fn only_allowlisted_keys_and_numeric_values_are_accepted() {
     // No privileges needed: these are refused before anything is locked or read.
     assert!(twlab::host::is_host_settable(
@@ -471,7 +480,6 @@ fn only_allowlisted_keys_and_numeric_values_are_accepted() {
     assert!(matches!(err, HostError::Duplicate { .. }), "{err:?}");
 }
 
-#[test]
 fn apply_is_refused_on_a_namespace_thread_and_a_guard_dropped_there_still_restores() {
     let Some(fx) = setup() else { return };
     let in_child_namespace = |f: &(dyn Fn() + Sync)| {

@@ -2,11 +2,16 @@
 //! restore it then, so the value stays; the next twlab run must restore it from the journal
 //! and say so.
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+tests_main!(harness::NAMESPACES => [
+    sigkill_during_a_host_global_change_is_repaired_by_the_next_run,
+]);
 
 const KEY: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 
@@ -28,11 +33,7 @@ impl Drop for Failsafe {
     }
 }
 
-#[test]
 fn sigkill_during_a_host_global_change_is_repaired_by_the_next_run() {
-    if !privileges::namespaces_or_skip() {
-        return;
-    }
     let original = read_max();
     let _failsafe = Failsafe(original.clone());
     let case = concat!(

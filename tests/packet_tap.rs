@@ -2,8 +2,9 @@
 //! client first, must show exactly one SYN, one SYN_ACK, one FIN each way and no RST, each
 //! frame once, and the pcap must hold every frame. Needs root (namespaces, AF_PACKET).
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -14,9 +15,12 @@ use twlab::netns::Lab;
 use twlab::observe::{Capture, Packet, PacketTap, TcpKind, read_pcap};
 use twlab::topology::load_topology;
 
-fn available() -> bool {
-    privileges::namespaces_or_skip()
-}
+tests_main!(harness::NAMESPACES => [
+    one_connection_closed_by_the_client_over_ipv4,
+    one_connection_closed_by_the_client_over_ipv6,
+    errors_say_what_failed_and_drop_ends_the_reader,
+    a_bulk_transfer_counts_every_payload_byte_once,
+]);
 
 fn pair_lab() -> Lab {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -181,11 +185,7 @@ fn check(capture: &Capture, client: SocketAddr, server: SocketAddr) {
     }
 }
 
-#[test]
 fn one_connection_closed_by_the_client_over_ipv4() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let server: SocketAddr = "198.18.0.2:8080".parse().unwrap();
     let (capture, client) = one_connection(&lab, server);
@@ -195,11 +195,7 @@ fn one_connection_closed_by_the_client_over_ipv4() {
     assert!(capture.other_frames() >= 2, "{}", capture.summary());
 }
 
-#[test]
 fn one_connection_closed_by_the_client_over_ipv6() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     wait_ipv6_ready(&lab, "client");
     wait_ipv6_ready(&lab, "server");
@@ -209,11 +205,7 @@ fn one_connection_closed_by_the_client_over_ipv6() {
     check(&capture, client, server);
 }
 
-#[test]
 fn errors_say_what_failed_and_drop_ends_the_reader() {
-    if !available() {
-        return;
-    }
     let lab = pair_lab();
     let err = lab
         .ns("client")
@@ -247,11 +239,7 @@ fn errors_say_what_failed_and_drop_ends_the_reader() {
     assert_eq!(capture.count(None, None), 0, "{}", capture.summary());
 }
 
-#[test]
 fn a_bulk_transfer_counts_every_payload_byte_once() {
-    if !available() {
-        return;
-    }
     const BYTES: usize = 4 << 20;
     let lab = pair_lab();
     let server: SocketAddr = "198.18.0.2:8080".parse().unwrap();

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-tests_main!(harness::namespaces;
+tests_main!(harness::NAMESPACES => [
     sigkill_while_a_forking_program_runs_leaves_no_process_behind,
     sigkill_at_any_point_while_programs_start_leaves_no_process_behind,
-);
+]);
 
 /// Live processes (not zombies) whose environment holds `marker`, with their command lines.
 fn marked(marker: &str) -> Vec<(u32, String)> {

@@ -1,11 +1,28 @@
 //! A case that requires a kernel part this machine lacks is ignored with the reason, not run
 //! with a substitute that cannot do what it asks (reorder and duplicate exist only in netem).
 
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
+
 use std::path::Path;
 
 use twlab::case::load_case_source;
 use twlab::impair::netem_available;
 use twlab::runner::{TrialError, run_trial};
+
+tests_main!(harness::Needs::Probe(root_without_netem) => [
+    netem_requirements_are_ignored_with_the_reason_where_netem_is_missing,
+]);
+
+/// The substitute is what runs here, so only a kernel without sch_netem can show the refusal.
+fn root_without_netem() -> Result<(), String> {
+    twlab::runner::namespaces_available()?;
+    match netem_available() {
+        Ok(()) => Err("this kernel has sch_netem: the refusal happens only without it".into()),
+        Err(_) => Ok(()),
+    }
+}
 
 fn trial_of(extra: &str) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
@@ -20,12 +37,7 @@ fn trial_of(extra: &str) -> Result<(), String> {
     }
 }
 
-#[test]
 fn netem_requirements_are_ignored_with_the_reason_where_netem_is_missing() {
-    if twlab::runner::namespaces_available().is_err() || netem_available().is_ok() {
-        eprintln!("skipped: needs root on a kernel without sch_netem");
-        return;
-    }
     for extra in [
         "requires: [netem]\n",
         "backend: netem\n",

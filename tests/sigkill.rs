@@ -2,12 +2,17 @@
 //! are owned only by its own threads and file descriptors, so once the process is gone nothing
 //! references them and the kernel frees them with their veth links and sockets.
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+tests_main!(harness::NAMESPACES => [
+    sigkill_mid_case_leaves_no_namespace_veth_or_process,
+]);
 
 /// Network-namespace identities (`net:[inode]`) referenced by any thread of `pid` (or of every
 /// process, with `None`), plus any nsfs bind mount.
@@ -43,11 +48,7 @@ fn netns_refs(pid: Option<u32>) -> BTreeSet<String> {
     out
 }
 
-#[test]
 fn sigkill_mid_case_leaves_no_namespace_veth_or_process() {
-    if !privileges::namespaces_or_skip() {
-        return;
-    }
     let host = netns_refs(None);
     let case = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use twlab::netns::Namespace;
 
-tests_main!(harness::namespaces;
+tests_main!(harness::NAMESPACES => [
     a_closed_listener_is_closed_while_programs_start,
     a_program_enters_the_namespace_of_the_thread_that_starts_it,
     a_missing_program_is_enoent_and_a_bad_directory_names_the_step,
-);
+]);
 
 /// Programs started beside the binds: enough forks for a race window to be hit many times
 /// (std's Command: dozens of failed binds over this many).

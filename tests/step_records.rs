@@ -10,9 +10,9 @@ use std::path::Path;
 use twlab::case::load_case_source;
 use twlab::runner::run_trial;
 
-tests_main!(harness::namespaces;
+tests_main!(harness::NAMESPACES => [
     a_peer_read_that_ended_in_econnreset_says_so,
-);
+]);
 
 /// The `close.peer` record's outcome and detail after a close done `how`.
 fn peer_record(how: &str) -> (String, String) {

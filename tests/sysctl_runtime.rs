@@ -1,18 +1,21 @@
 //! Sysctls the kernel refuses inside the case's namespace are reported at their position in the
 //! case file before any step runs (this needs root: the kernel is what refuses).
 
-#[path = "support/privileges.rs"]
-mod privileges;
+#[path = "support/harness.rs"]
+#[macro_use]
+mod harness;
 
 use std::path::Path;
 
 use twlab::case::load_case_source;
 use twlab::runner::{TrialError, run_trial};
 
-fn run_with_sysctl(key: &str, value: &str) -> Option<String> {
-    if !privileges::namespaces_or_skip() {
-        return None;
-    }
+tests_main!(harness::NAMESPACES => [
+    a_value_the_kernel_rejects_points_at_the_value,
+    a_value_outside_the_kernels_range_is_rejected,
+]);
+
+fn run_with_sysctl(key: &str, value: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
     let path = root.join("sysctl-probe.yaml");
     let source = format!(
@@ -20,28 +23,22 @@ fn run_with_sysctl(key: &str, value: &str) -> Option<String> {
     );
     let case = load_case_source(&root, &path, source).expect("the case loads");
     match run_trial(&case, case.families[0]) {
-        Err(TrialError::Sysctl(e)) => Some(e.to_string()),
+        Err(TrialError::Sysctl(e)) => e.to_string(),
         Err(other) => panic!("expected a sysctl error, got: {other}"),
         Ok(_) => panic!("the kernel accepted {key}={value}"),
     }
 }
 
-#[test]
 fn a_value_the_kernel_rejects_points_at_the_value() {
-    let Some(err) = run_with_sysctl("net.ipv4.ip_local_port_range", "\"50000 40000\"") else {
-        return;
-    };
+    let err = run_with_sysctl("net.ipv4.ip_local_port_range", "\"50000 40000\"");
     assert!(err.contains("sysctl-probe.yaml:6:35"), "{err}");
     assert!(err.contains("rejected") && err.contains("EINVAL"), "{err}");
 }
 
-#[test]
 fn a_value_outside_the_kernels_range_is_rejected() {
     // tcp_tw_reuse is range-checked (0..=2); note that tcp_fin_timeout is not: the kernel
     // stores -5 there without complaint.
-    let Some(err) = run_with_sysctl("net.ipv4.tcp_tw_reuse", "3") else {
-        return;
-    };
+    let err = run_with_sysctl("net.ipv4.tcp_tw_reuse", "3");
     assert!(
         err.contains("net.ipv4.tcp_tw_reuse") && err.contains("EINVAL"),
         "{err}"

@@ -73,8 +73,8 @@ pub fn run(tests: Vec<(&'static str, fn(), Needs)>) -> ! {
 macro_rules! tests_main {
     ($($needs:expr => [$($test:ident),* $(,)?]),+ $(,)?) => {
         fn main() {
-            let mut tests: Vec<(&'static str, fn(), harness::Needs)> = Vec::new();
-            $($(tests.push((stringify!($test), $test as fn(), $needs));)*)+
+            let tests: Vec<(&'static str, fn(), harness::Needs)> =
+                vec![$($((stringify!($test), $test as fn(), $needs)),*),+];
             harness::run(tests);
         }
     };

@@ -697,6 +697,9 @@ pub struct ExpectSpec {
     /// Text found in stdout or stderr.
     #[serde(default)]
     pub output_contains: Option<Spanned<String>>,
+    /// Processes in the program's PID namespace when twlab stopped it (0 if it ended first).
+    #[serde(default)]
+    pub processes: Option<Spanned<Comparison>>,
 
     /// Show this expectation's observed value as the claim's evidence in `twlab claims`.
     #[serde(default)]

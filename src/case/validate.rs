@@ -315,6 +315,7 @@ impl Ctx<'_> {
             ("stdout_contains", e.stdout_contains.is_some(), &["program"]),
             ("stderr_contains", e.stderr_contains.is_some(), &["program"]),
             ("output_contains", e.output_contains.is_some(), &["program"]),
+            ("processes", e.processes.is_some(), &["program"]),
             ("bytes", e.bytes.is_some(), &["result"]),
             ("state", e.state.is_some(), &["sockets", "conntrack"]),
             ("port", e.port.is_some(), &["sockets"]),

@@ -88,6 +88,8 @@ pub enum Check {
     },
     /// How long that run lasted, in milliseconds.
     ProgramDuration { label: String, cmp: Comparison },
+    /// How many processes that run had in its PID namespace when twlab stopped it.
+    ProgramProcesses { label: String, cmp: Comparison },
     /// A MIB counter's change over the case.
     Counter {
         ns: String,
@@ -222,6 +224,9 @@ impl fmt::Display for Check {
             } => write!(f, "program `{label}`: {} contains {text:?}", stream.name()),
             Check::ProgramDuration { label, cmp } => {
                 write!(f, "program `{label}`: runs {cmp} ms")
+            }
+            Check::ProgramProcesses { label, cmp } => {
+                write!(f, "program `{label}`: processes when stopped {cmp}")
             }
         }
     }

@@ -314,7 +314,8 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
         Check::ProgramExit { .. }
         | Check::ProgramSignal { .. }
         | Check::ProgramOutput { .. }
-        | Check::ProgramDuration { .. } => judge_program(check, obs),
+        | Check::ProgramDuration { .. }
+        | Check::ProgramProcesses { .. } => judge_program(check, obs),
         Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
             Some(d) => (cmp.holds(d), format!("{d:+}")),
             None => (
@@ -330,7 +331,8 @@ fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
     let (Check::ProgramExit { label, .. }
     | Check::ProgramSignal { label, .. }
     | Check::ProgramOutput { label, .. }
-    | Check::ProgramDuration { label, .. }) = check
+    | Check::ProgramDuration { label, .. }
+    | Check::ProgramProcesses { label, .. }) = check
     else {
         return (false, "not a program check".into());
     };
@@ -376,6 +378,15 @@ fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
         Check::ProgramDuration { cmp, .. } => {
             let ms = run.duration.as_millis() as i64;
             (cmp.holds(ms), format!("{ms} ms, {how}"))
+        }
+        Check::ProgramProcesses { cmp, .. } => {
+            let n = run.processes.len();
+            let list = if n == 0 {
+                "none (it ended before twlab stopped it)".to_string()
+            } else {
+                run.processes.join(", ")
+            };
+            (cmp.holds(n as i64), format!("{n}: {list}"))
         }
         _ => (false, "not a program check".into()),
     }

@@ -71,6 +71,16 @@ struct Listener {
     addr: SocketAddr,
 }
 
+/// The case's listener that serves this connection's destination, if one does.
+fn listener_for<'a>(listeners: &'a HashMap<String, Listener>, conn: &Conn) -> Option<&'a Listener> {
+    let server_ns = conn.server_ns.as_ref()?;
+    listeners.values().find(|l| {
+        &l.ns == server_ns
+            && l.addr.port() == conn.remote.port()
+            && (l.addr.ip() == conn.remote.ip() || l.addr.ip().is_unspecified())
+    })
+}
+
 /// A connect() to make: from a `connect` step, or a `reconnect` reusing an earlier 4-tuple.
 struct ConnectArgs {
     from: String,
@@ -432,7 +442,9 @@ impl<'a> Engine<'a> {
                 match &outcome {
                     Outcome::Ok => {
                         conn.server = self.accept_for(&conn, c.timeout)?;
-                        if conn.server.is_none() && conn.server_ns.is_some() {
+                        // Without a listener of the case (a program's server), nothing of
+                        // twlab's was to accept it.
+                        if conn.server.is_none() && self.listener_for(&conn).is_some() {
                             rec.detail += " (the server did not accept it in time)";
                         }
                         conn.client = Some(fd);
@@ -459,6 +471,11 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// The case's listener that serves this connection's destination, if one does.
+    fn listener_for(&self, conn: &Conn) -> Option<&Listener> {
+        listener_for(&self.listeners, conn)
+    }
+
     /// The server side of a just-established connection: accept from the listener that serves
     /// it until the accepted peer is our client (others stay open, retired).
     fn accept_for(
@@ -466,14 +483,10 @@ impl<'a> Engine<'a> {
         conn: &Conn,
         timeout: Duration,
     ) -> Result<Option<OwnedFd>, EngineError> {
-        let (Some(server_ns), Some(local)) = (&conn.server_ns, conn.local) else {
+        let Some(local) = conn.local else {
             return Ok(None);
         };
-        let Some(listener) = self.listeners.values().find(|l| {
-            &l.ns == server_ns
-                && l.addr.port() == conn.remote.port()
-                && (l.addr.ip() == conn.remote.ip() || l.addr.ip().is_unspecified())
-        }) else {
+        let Some(listener) = listener_for(&self.listeners, conn) else {
             return Ok(None);
         };
         // The same budget as the connect: a lost handshake ACK delays the accept by the

@@ -140,7 +140,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// A `program: LABEL` expectation: at least one of exit, signal, *_contains, duration_ms.
+    /// A `program: LABEL` expectation: at least one of exit, signal, *_contains, duration_ms,
+    /// processes.
     pub(super) fn program_expectation(
         &mut self,
         e: &ExpectSpec,
@@ -222,8 +223,18 @@ impl Ctx<'_> {
                 },
             );
         }
+        if let Some(c) = &e.processes {
+            any = true;
+            push(
+                c.referenced,
+                Check::ProgramProcesses {
+                    label: l.clone(),
+                    cmp: c.value,
+                },
+            );
+        }
         if !any {
-            self.err(at, "say what to check about the program: exit, signal, stdout_contains, stderr_contains, output_contains or duration_ms");
+            self.err(at, "say what to check about the program: exit, signal, stdout_contains, stderr_contains, output_contains, duration_ms or processes");
         }
     }
 }

@@ -15,3 +15,4 @@ pub mod runner;
 pub mod scenario;
 pub mod spawn;
 pub mod topology;
+pub mod vocab;

@@ -7,11 +7,11 @@ use serde_saphyr::Spanned;
 use crate::expect::Expectation;
 use crate::topology::{Topology, load_topology, topology_dir};
 
-use super::diagnostic::{CaseErrors, SourceError};
 use super::model::{
-    Backend, CaseFile, ClaimSpec, ConntrackSpec, DropSpec, Family, ImpairSpec, Requirement, Step,
+    Backend, CaseFile, ClaimSpec, ConntrackSpec, DropSpec, ImpairSpec, Requirement, Step,
 };
 use super::validate::{SysctlSetting, validate};
+use crate::vocab::{CaseErrors, Family, SourceError};
 
 /// A case ready to run.
 #[derive(Debug)]

@@ -1,8 +1,5 @@
 //! Case files: the YAML model, loading, and validation with file:line:col diagnostics.
 
-mod compare;
-mod diagnostic;
-mod duration;
 mod entries;
 mod load;
 mod model;
@@ -11,9 +8,7 @@ mod program;
 mod validate;
 mod when;
 
-pub use compare::Comparison;
-pub use diagnostic::{CaseErrors, SourceError};
-pub use duration::CaseDuration;
+pub use crate::vocab::{CaseDuration, CaseErrors, Comparison, Family, Rate, Role, SourceError};
 pub use entries::Entries;
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;

@@ -5,10 +5,9 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::compare::Comparison;
-use super::duration::CaseDuration;
 use super::entries::Entries;
 use super::program::{Exec, Vars};
+use crate::vocab::{CaseDuration, Comparison, Family, Rate, Role};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,52 +143,6 @@ pub struct ImpairSpec {
     pub duplicate: Option<Spanned<f64>>,
 }
 
-/// A rate in bits per second, written with a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate(pub u64);
-
-impl Rate {
-    /// The highest rate tbf and netem take: `u32::MAX` bytes per second.
-    pub const MAX_BPS: u64 = u32::MAX as u64 * 8;
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let t = text.trim().to_ascii_lowercase();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a rate: write 10mbit, 512kbit or 1gbit"
-            ))
-        })?;
-        let mult = match unit {
-            "bit" => 1,
-            "kbit" => 1_000,
-            "mbit" => 1_000_000,
-            "gbit" => 1_000_000_000,
-            _ => {
-                return Err(serde::de::Error::custom(format!(
-                    "`{text}` has no rate unit: write it with bit, kbit, mbit or gbit"
-                )));
-            }
-        };
-        if n == 0 {
-            return Err(serde::de::Error::custom(
-                "a rate of 0 would stop all traffic",
-            ));
-        }
-        match n.checked_mul(mult) {
-            Some(bps) if bps <= Rate::MAX_BPS => Ok(Rate(bps)),
-            _ => Err(serde::de::Error::custom(format!(
-                "`{text}` is more than a link impairment can express: at most 34gbit (tbf and \
-                 netem take the rate as 32-bit bytes per second)"
-            ))),
-        }
-    }
-}
-
 /// Which packets a targeted drop takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -230,22 +183,6 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
-
-impl Family {
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-        }
-    }
-}
-
 /// A sysctl value as the kernel reads it: integers and strings ("40000 40009") alike end up as
 /// the text written to /proc/sys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,29 +213,6 @@ impl<'de> Deserialize<'de> for SysctlValue {
             }
         }
         deserializer.deserialize_any(V)
-    }
-}
-
-/// One side of a connection: the one that called connect() or the one that accepted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Client,
-    Server,
-}
-
-impl Role {
-    pub fn other(self) -> Role {
-        match self {
-            Role::Client => Role::Server,
-            Role::Server => Role::Client,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-        }
     }
 }
 

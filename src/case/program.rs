@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::duration::CaseDuration;
 use super::entries::Entries;
+use crate::vocab::CaseDuration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

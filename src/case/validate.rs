@@ -10,12 +10,11 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::expect::{Check, Expectation, SocketFilter};
 use crate::netns::sysctl;
-use crate::observe::{CONNTRACK_TCP_STATES, TcpState};
 use crate::scenario::is_outcome_name;
 use crate::topology::{Topology, address_allowed};
+use crate::vocab::{CONNTRACK_TCP_STATES, Family, SourceError, TcpState};
 
-use super::diagnostic::SourceError;
-use super::model::{CaseFile, ExpectSpec, Family, ImpairSpec, PeerAction, Step};
+use super::model::{CaseFile, ExpectSpec, ImpairSpec, PeerAction, Step};
 use super::program::Vars;
 use super::when::When;
 

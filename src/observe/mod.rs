@@ -7,18 +7,13 @@ mod kernel_release;
 mod packets;
 mod pcap;
 mod sockets;
-mod tcp_state;
 
-pub use conntrack::{
-    ConntrackError, ConntrackTable, TCP_STATES as CONNTRACK_TCP_STATES,
-    read_stats as read_conntrack_stats,
-};
+pub use crate::vocab::{ALL_STATES, TcpKind, TcpState};
+pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
 pub use kernel_log::{KernelLog, KernelLogError};
 pub use kernel_release::kernel_release;
 pub use packets::{
-    Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, TcpKind,
-    read_pcap,
+    Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, read_pcap,
 };
 pub use sockets::{SockDiag, SockDiagError, SocketRow};
-pub use tcp_state::{ALL_STATES, TcpState};

@@ -11,6 +11,7 @@
 //! veth may hand the tap GSO super-packets (one frame carrying several MSS of data): they are
 //! recorded as seen, one `Packet` with the whole payload length.
 
+use crate::vocab::{TcpKind, tcp_flags};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IoSliceMut;
@@ -51,97 +52,6 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(50);
 const ETH_P_ALL: u16 = libc::ETH_P_ALL as u16;
 const PACKET_OUTGOING: u8 = libc::PACKET_OUTGOING;
 const ARPHRD_LOOPBACK: u16 = libc::ARPHRD_LOOPBACK;
-
-/// What a TCP segment is, judged by its flags and payload, in this order: RST (also RST|ACK),
-/// SYN (SYN_ACK when ACK is set too), FIN (also FIN|ACK and FIN with data), DATA (payload),
-/// ACK (ACK set, no payload). A segment with no ACK, no SYN/FIN/RST and no payload, which Linux
-/// never sends, is counted as DATA ("anything else").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TcpKind {
-    Syn,
-    SynAck,
-    Fin,
-    Rst,
-    /// Pure ACK: ACK set, no SYN/FIN/RST, no payload.
-    Ack,
-    /// Anything else with payload.
-    Data,
-}
-
-pub const ALL_KINDS: [TcpKind; 6] = [
-    TcpKind::Syn,
-    TcpKind::SynAck,
-    TcpKind::Fin,
-    TcpKind::Rst,
-    TcpKind::Ack,
-    TcpKind::Data,
-];
-
-/// The order kinds are listed in summaries: roughly the life of a connection.
-const SUMMARY_ORDER: [TcpKind; 6] = [
-    TcpKind::Syn,
-    TcpKind::SynAck,
-    TcpKind::Data,
-    TcpKind::Ack,
-    TcpKind::Fin,
-    TcpKind::Rst,
-];
-
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
-}
-
-impl TcpKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            TcpKind::Syn => "SYN",
-            TcpKind::SynAck => "SYN_ACK",
-            TcpKind::Fin => "FIN",
-            TcpKind::Rst => "RST",
-            TcpKind::Ack => "ACK",
-            TcpKind::Data => "DATA",
-        }
-    }
-
-    /// Accepts the names above in any case, with `-` for `_` (SYN-ACK).
-    pub fn from_name(name: &str) -> Option<Self> {
-        let norm = name.trim().to_ascii_uppercase().replace('-', "_");
-        ALL_KINDS.iter().copied().find(|k| k.name() == norm)
-    }
-
-    /// Classify raw TCP flags and a payload length.
-    pub fn classify(flags: u8, payload_len: usize) -> TcpKind {
-        use tcp_flags::*;
-        if flags & RST != 0 {
-            TcpKind::Rst
-        } else if flags & SYN != 0 {
-            if flags & ACK != 0 {
-                TcpKind::SynAck
-            } else {
-                TcpKind::Syn
-            }
-        } else if flags & FIN != 0 {
-            TcpKind::Fin
-        } else if payload_len == 0 && flags & ACK != 0 {
-            TcpKind::Ack
-        } else {
-            TcpKind::Data
-        }
-    }
-}
-
-impl fmt::Display for TcpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One TCP segment seen on the tapped interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -743,7 +653,7 @@ impl Capture {
             .iter()
             .map(|dir| {
                 let c = &counts[dir];
-                let kinds: Vec<String> = SUMMARY_ORDER
+                let kinds: Vec<String> = TcpKind::SUMMARY_ORDER
                     .iter()
                     .filter_map(|k| c.get(k).map(|n| format!("{k} {n}")))
                     .collect();
@@ -950,15 +860,6 @@ mod tests {
                 .collect();
             let _ = parse(&f);
         }
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for k in ALL_KINDS {
-            assert_eq!(TcpKind::from_name(k.name()), Some(k));
-        }
-        assert_eq!(TcpKind::from_name("syn-ack"), Some(TcpKind::SynAck));
-        assert_eq!(TcpKind::from_name("PSH"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, Stat
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NlAddr};
 
-use super::tcp_state::TcpState;
+use crate::vocab::TcpState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketRow {

@@ -19,9 +19,10 @@ use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, So
 use crate::topology::Topology;
 
 use super::inject;
-use super::outcome::{Outcome, StepRecord};
+use super::outcome::StepRecord;
 use super::program::{ProgramRun, Running};
 use super::socket::{self as so, RecvEnd};
+use crate::vocab::Outcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -10,8 +10,9 @@ use crate::case::{
 };
 
 use super::engine::{Engine, EngineError, NotReady};
-use super::outcome::{Outcome, StepRecord};
+use super::outcome::StepRecord;
 use super::program::{self, Exit, ProgramRun, ProgramSpec, Running};
+use crate::vocab::Outcome;
 
 /// Lines of output quoted in a readiness error.
 const TAIL_LINES: usize = 5;

@@ -7,6 +7,7 @@ mod outcome;
 mod program;
 mod socket;
 
+pub use crate::vocab::{OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
 pub use engine::{Engine, EngineError, SocketSample};
-pub use outcome::{OK, Outcome, StepRecord, TIMEOUT, errno_by_name, is_outcome_name};
+pub use outcome::StepRecord;
 pub use program::{Exit, ProgramRun, ProgramSpec, installed as program_installed};

@@ -12,7 +12,7 @@ use nix::sys::socket::{
     self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, setsockopt, sockopt,
 };
 
-use super::outcome::Outcome;
+use crate::vocab::Outcome;
 
 /// A new TCP socket in the calling thread's namespace.
 pub fn tcp_socket(ip: IpAddr) -> nix::Result<OwnedFd> {

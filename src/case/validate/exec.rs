@@ -9,7 +9,7 @@ use crate::case::program::{Exec, Scalar};
 use crate::expect::{Check, OutputStream};
 
 use super::Ctx;
-use crate::case::model::Family;
+use crate::vocab::Family;
 
 impl Ctx<'_> {
     /// One text with placeholders: syntax, and every name known.

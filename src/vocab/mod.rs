@@ -1,0 +1,24 @@
+//! The words of the case language and of what the kernel reports, each a type defined once:
+//! families and roles, TCP and conntrack states, packet kinds, comparisons, durations, rates,
+//! step outcomes, source positions. This module depends on nothing else in the crate, so
+//! every other module can use it.
+
+mod compare;
+mod conntrack_state;
+mod diagnostic;
+mod duration;
+mod family;
+mod outcome;
+mod packet_kind;
+mod rate;
+mod tcp_state;
+
+pub use compare::Comparison;
+pub use conntrack_state::CONNTRACK_TCP_STATES;
+pub use diagnostic::{CaseErrors, SourceError};
+pub use duration::CaseDuration;
+pub use family::{Family, Role};
+pub use outcome::{OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
+pub use packet_kind::{TcpKind, tcp_flags};
+pub use rate::Rate;
+pub use tcp_state::{ALL_STATES, TcpState};

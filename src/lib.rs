@@ -8,6 +8,7 @@ pub mod case;
 pub mod expect;
 pub mod host;
 pub mod impair;
+pub mod kernel;
 pub mod matrix;
 pub mod netns;
 pub mod observe;

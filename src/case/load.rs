@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use crate::expect::Expectation;
+use super::check::Expectation;
 use crate::topology::{Topology, load_topology, topology_dir};
 
 use super::model::{

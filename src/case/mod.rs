@@ -1,5 +1,6 @@
 //! Case files: the YAML model, loading, and validation with file:line:col diagnostics.
 
+mod check;
 mod entries;
 mod load;
 mod model;
@@ -9,6 +10,7 @@ mod validate;
 mod when;
 
 pub use crate::vocab::{CaseDuration, CaseErrors, Comparison, Family, Rate, Role, SourceError};
+pub use check::{Check, Expectation, OutputStream, SocketFilter};
 pub use entries::Entries;
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;

@@ -8,10 +8,10 @@ use std::path::Path;
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::expect::{Check, Expectation, SocketFilter};
-use crate::netns::sysctl;
-use crate::scenario::is_outcome_name;
+use super::check::{Check, Expectation, SocketFilter};
+use crate::kernel::sysctl;
 use crate::topology::{Topology, address_allowed};
+use crate::vocab::is_outcome_name;
 use crate::vocab::{CONNTRACK_TCP_STATES, Family, SourceError, TcpState};
 
 use super::model::{CaseFile, ExpectSpec, ImpairSpec, PeerAction, Step};

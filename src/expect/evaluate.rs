@@ -7,7 +7,7 @@ use crate::case::Platform;
 use crate::observe::{Counters, SocketRow};
 use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord};
 
-use super::check::{Check, Expectation, OutputStream, SocketFilter};
+use crate::case::{Check, Expectation, OutputStream, SocketFilter};
 
 /// Everything observed in one trial.
 #[derive(Debug, Clone, Default)]

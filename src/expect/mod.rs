@@ -1,7 +1,6 @@
-//! The expectation language and verdicts that show their evidence.
+//! Judging a case's checks against what the kernel did: verdicts that show their evidence.
 
-mod check;
 mod evaluate;
 
-pub use check::{Check, Expectation, OutputStream, SocketFilter};
+pub use crate::case::{Check, Expectation, OutputStream, SocketFilter};
 pub use evaluate::{Observations, Verdict, evaluate, matches};

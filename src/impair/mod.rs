@@ -1,6 +1,8 @@
 //! Link impairment: netem over netlink where the kernel has it; otherwise nftables loss, an
-//! NFQUEUE delay line and tbf; targeted drops of chosen packets.
+//! NFQUEUE delay line and tbf; targeted drops of chosen packets; the nft rules that turn
+//! conntrack on in a namespace.
 
+pub mod conntrack;
 mod delay_line;
 mod link_impairments;
 pub(crate) mod nft;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::case::Family;
 use crate::topology::Topology;
+use crate::vocab::Family;
 
 use super::sysctl::{self, SysctlIssue};
 

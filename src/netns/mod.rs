@@ -1,7 +1,6 @@
 //! Network namespaces owned by file descriptors, one executor thread each, and what is set up
 //! inside them: veth links, addresses, sysctls.
 
-pub mod conntrack;
 mod lab;
 pub mod link;
 mod namespace;

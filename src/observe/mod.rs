@@ -3,16 +3,15 @@
 mod conntrack;
 mod counters;
 mod kernel_log;
-mod kernel_release;
 mod packets;
 mod pcap;
 mod sockets;
 
+pub use crate::kernel::kernel_release;
 pub use crate::vocab::{ALL_STATES, TcpKind, TcpState};
 pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
 pub use kernel_log::{KernelLog, KernelLogError};
-pub use kernel_release::kernel_release;
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, read_pcap,
 };

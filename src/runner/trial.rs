@@ -7,8 +7,9 @@ use std::time::Instant;
 use crate::case::{Backend, Case, Family, Requirement, SourceError};
 use crate::expect::{Check, Observations, Verdict, evaluate};
 use crate::host::{self, HostChange};
+use crate::impair::conntrack;
 use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
-use crate::netns::{Lab, LabError, NetnsError, conntrack, sysctl};
+use crate::netns::{Lab, LabError, NetnsError, sysctl};
 use crate::observe::{
     Capture, CounterError, Counters, KernelLog, KernelLogError, PacketTap, TapError,
     read_conntrack_stats,

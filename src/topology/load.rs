@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::case::{CaseErrors, SourceError};
+use crate::vocab::{CaseErrors, SourceError};
 
 use super::model::{EndSpec, Link, LinkEnd, Topology, TopologyFile, address_allowed};
 

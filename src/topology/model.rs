@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::case::Family;
+use crate::vocab::Family;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,10 +3,10 @@
 
 use serde_saphyr::{Location, Spanned};
 
+use crate::case::check::{Check, OutputStream};
 use crate::case::model::ExpectSpec;
 use crate::case::placeholder::{self, Placeholder, Segment};
 use crate::case::program::{Exec, Scalar};
-use crate::expect::{Check, OutputStream};
 
 use super::Ctx;
 use crate::vocab::Family;

@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-use crate::case::Comparison;
-use crate::observe::TcpState;
+use crate::vocab::{Comparison, TcpState};
 
 #[derive(Debug, Clone)]
 pub struct Expectation {
@@ -14,7 +13,7 @@ pub struct Expectation {
     /// Shown as the evidence of a claim.
     pub evidence: bool,
     /// Where the expectation applies (all kernels when `None`).
-    pub when: Option<crate::case::When>,
+    pub when: Option<super::When>,
     pub check: Check,
 }
 

@@ -2,7 +2,7 @@
 //! hooks to a namespace (nothing is tracked before), and masquerading for NAT cases. The rules
 //! live in the namespace's own table `inet twlab_ct` and die with it.
 
-use crate::impair::nft::{self, NftError};
+use super::nft::{self, NftError};
 
 /// The nft commands that turn tracking on (forwarded and local traffic) and, optionally,
 /// masquerade what leaves through `masquerade`.

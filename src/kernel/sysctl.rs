@@ -1,0 +1,137 @@
+//! What the running kernel's sysctls are, known without privileges or a namespace: which keys
+//! a network namespace may set, which are host-global or host-only, which this kernel lacks
+//! (removed, or newer than it), and the issues that setting one can meet.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// Keys that exist in a child namespace but are read-only there, because the limit is
+/// host-global (one value compared with each namespace's own count).
+const HOST_GLOBAL_READ_ONLY: &[&str] = &[
+    "net.netfilter.nf_conntrack_max",
+    "net.netfilter.nf_conntrack_buckets",
+    "net.netfilter.nf_conntrack_expect_max",
+    "net.nf_conntrack_max",
+    "net.core.rmem_default",
+    "net.core.rmem_max",
+    "net.core.wmem_default",
+    "net.core.wmem_max",
+];
+
+/// Keys that exist only in the initial namespace on 6.x kernels.
+const HOST_ONLY: &[&str] = &[
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_max_orphans",
+    "net.core.netdev_max_backlog",
+];
+
+/// Keys that once existed and are gone from current kernels, with when and why.
+const REMOVED: &[(&str, &str)] = &[(
+    "net.ipv4.tcp_tw_recycle",
+    "removed in Linux 4.12: it broke clients behind NAT (per-host timestamps are not monotonic across hosts)",
+)];
+
+/// Sysctls newer kernels added: on an older kernel a case that sets one is not wrong, it is
+/// for a newer kernel, and is skipped with this reason (the kernel matrix shows it).
+const ADDED: &[(&str, &str)] = &[("net.ipv4.tcp_tw_reuse_delay", "6.14")];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SysctlIssue {
+    #[error("`{key}` exists from Linux {since} on; this kernel is {release}")]
+    NewerKernel {
+        key: String,
+        since: String,
+        release: String,
+    },
+    #[error(
+        "`{0}` is not a network sysctl: outside `net.` a sysctl is host-wide, and a case may only change its own namespaces"
+    )]
+    NotNetwork(String),
+    #[error(
+        "`{key}` is host-global: it is read-only inside a network namespace (the kernel compares one host-wide value with each namespace's own count), so it cannot be set per namespace"
+    )]
+    HostGlobal { key: String },
+    #[error(
+        "`{key}` exists only in the host's initial network namespace, not inside a child namespace"
+    )]
+    HostOnly { key: String },
+    #[error("`{key}` does not exist on this kernel: {why}")]
+    Removed { key: String, why: String },
+    #[error("unknown sysctl `{key}`: there is no /proc/sys/{path} on this kernel")]
+    Unknown { key: String, path: String },
+    #[error(
+        "`{key}` is not present inside a network namespace on this kernel (it exists only in the host's initial namespace)"
+    )]
+    MissingInNamespace { key: String },
+    #[error("the kernel rejected {value:?} for `{key}`: {errno}")]
+    Rejected {
+        key: String,
+        value: String,
+        errno: Errno,
+    },
+    #[error("`{key}` is read-only inside a network namespace on this kernel ({errno})")]
+    ReadOnly { key: String, errno: Errno },
+    #[error("the kernel accepted {value:?} for `{key}` but reads back {read_back:?}")]
+    NotStored {
+        key: String,
+        value: String,
+        read_back: String,
+    },
+    #[error("failed to access /proc/sys/{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+pub fn proc_path(key: &str) -> String {
+    key.replace('.', "/")
+}
+
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+/// What can be known without privileges and without entering a namespace.
+pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
+    if !key.starts_with("net.") || !is_valid_key(key) {
+        return Err(SysctlIssue::NotNetwork(key.to_string()));
+    }
+    if HOST_GLOBAL_READ_ONLY.contains(&key) {
+        return Err(SysctlIssue::HostGlobal {
+            key: key.to_string(),
+        });
+    }
+    if HOST_ONLY.contains(&key) {
+        return Err(SysctlIssue::HostOnly {
+            key: key.to_string(),
+        });
+    }
+    // The host's initial namespace (this thread's) shows every network sysctl the kernel has.
+    let path = proc_path(key);
+    if !PathBuf::from("/proc/sys").join(&path).exists() {
+        if let Some((_, since)) = ADDED.iter().find(|(k, _)| *k == key) {
+            return Err(SysctlIssue::NewerKernel {
+                key: key.to_string(),
+                since: since.to_string(),
+                release: super::kernel_release(),
+            });
+        }
+        // Only once this kernel lacks the key: an older kernel that has it may be tested.
+        if let Some((_, why)) = REMOVED.iter().find(|(k, _)| *k == key) {
+            return Err(SysctlIssue::Removed {
+                key: key.to_string(),
+                why: why.to_string(),
+            });
+        }
+        return Err(SysctlIssue::Unknown {
+            key: key.to_string(),
+            path,
+        });
+    }
+    Ok(())
+}

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::{
-    TrialKind, TrialResult, claims, collect, doctor, include_slow_from_env, recover_host, run_all,
+    TrialKind, TrialResult, claims, collect, doctor, headline, host_change_lines,
+    include_slow_from_env, recover_host, run_all,
 };
 
 #[derive(Parser)]
@@ -272,14 +273,11 @@ fn run(
         };
         eprintln!("  {tag}  {}", t.name);
     });
-    let (results, outcomes): (Vec<TrialResult>, Vec<TrialOutcome>) = trials
+    let outcomes: Vec<TrialOutcome> = trials
         .iter()
-        .zip(runs)
-        .map(|(t, (e, seconds))| {
-            let outcome = TrialOutcome::new(&t.name, &e.result, e.facts, seconds);
-            (e.result, outcome)
-        })
-        .unzip();
+        .zip(&runs)
+        .map(|(t, (e, seconds))| TrialOutcome::new(&t.name, &e.result, e.facts.clone(), *seconds))
+        .collect();
     if let Some(path) = json {
         let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());
         let text = serde_json::to_string_pretty(&all).expect("results serialize");
@@ -290,22 +288,30 @@ fn run(
     }
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
     println!();
-    for (t, r) in trials.iter().zip(results.iter()) {
-        match r {
-            TrialResult::Passed(report) => {
+    for (t, (e, _)) in trials.iter().zip(runs.iter()) {
+        match &e.result {
+            TrialResult::Passed(text) => {
                 passed += 1;
-                if verbose {
-                    println!("{report}");
-                } else {
-                    // The report's first line names the case, its title and the verdict.
-                    println!("ok   {}", report.lines().next().unwrap_or(&t.name));
-                    // Host-global changes are always listed, even for passing cases.
-                    for line in report
-                        .lines()
-                        .filter(|l| l.starts_with("host-global change"))
-                    {
-                        println!("     {line}");
+                let judged = match (&t.kind, &e.report) {
+                    (TrialKind::Run { case, .. }, Some(report)) => Some((case, report)),
+                    _ => None,
+                };
+                match judged {
+                    _ if verbose => println!("{text}"),
+                    Some((case, report)) => {
+                        println!("ok   {}", headline(case, report));
+                        // Host-global changes are always listed, even for passing cases.
+                        for line in host_change_lines(report) {
+                            println!("     {line}");
+                        }
                     }
+                    None => match &t.kind {
+                        TrialKind::Refused { expected, .. } => println!(
+                            "ok   {}: refused before running, as the case expects (\"{expected}\")",
+                            t.name
+                        ),
+                        _ => println!("ok   {}", t.name),
+                    },
                 }
             }
             TrialResult::Failed(report) => {

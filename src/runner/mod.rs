@@ -11,7 +11,7 @@ mod trial;
 
 pub use pool::run_all;
 pub use probe::{allowed_missing, namespaces_available, strict};
-pub use report::render;
+pub use report::{headline, host_change_lines, render};
 pub use suite::{
     Executed, SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, collect, execute,
     execute_detailed, execute_full, execute_with, include_slow_from_env, recover_host,

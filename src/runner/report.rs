@@ -13,16 +13,15 @@ use super::trial::TrialReport;
 
 const MAX_ROWS: usize = 12;
 
-pub fn render(case: &Case, report: &TrialReport) -> String {
-    let mut s = String::new();
+/// The report's first line: the case, its title, the family and the verdict.
+pub fn headline(case: &Case, report: &TrialReport) -> String {
     let failed = report.verdicts.iter().filter(|v| !v.passed).count();
     let judged = report.verdicts.iter().filter(|v| v.applies).count();
     let not_here = match report.verdicts.len() - judged {
         0 => String::new(),
         n => format!(" ({n} not applicable on this kernel)"),
     };
-    let _ = writeln!(
-        s,
+    format!(
         "{} ({}, {}): {}",
         case.id,
         case.name,
@@ -32,7 +31,22 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
         } else {
             format!("{failed} of {judged} expectations failed{not_here}")
         }
-    );
+    )
+}
+
+/// The host-global change lines of a report, which are shown even for passing cases.
+pub fn host_change_lines(report: &TrialReport) -> Vec<String> {
+    report
+        .observations
+        .host_changes
+        .iter()
+        .map(|change| format!("host-global change (restored after the case): {change}"))
+        .collect()
+}
+
+pub fn render(case: &Case, report: &TrialReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", headline(case, report));
     let o = &report.observations;
     let _ = writeln!(
         s,

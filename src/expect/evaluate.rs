@@ -391,3 +391,7 @@ fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
         _ => (false, "not a program check".into()),
     }
 }
+
+#[cfg(test)]
+#[path = "evaluate_tests.rs"]
+mod tests;

@@ -1,0 +1,12 @@
+//! The packet tap: AF_PACKET capture on one interface of a namespace (`tap`), the segments it
+//! classifies (`packet`), and what one tap saw (`capture`).
+
+mod capture;
+mod packet;
+mod tap;
+#[cfg(test)]
+mod tests;
+
+pub use capture::{Capture, PcapRecord, read_pcap};
+pub use packet::Packet;
+pub use tap::{Direction, Frame, PacketTap, TapError, TapOptions};

@@ -1379,3 +1379,17 @@ fn a_directory_without_case_files_is_a_failing_trial_not_silence() {
         "{errors}"
     );
 }
+
+#[test]
+fn first_error_ok_is_refused_because_it_could_never_hold() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}"),
+        "  - result: connect\n    first_error: ok\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "ok\n"));
+    assert_says(
+        &err,
+        &["`first_error: ok` can never hold", "first_error: none"],
+    );
+}

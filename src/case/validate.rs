@@ -394,6 +394,13 @@ impl Ctx<'_> {
                 any = true;
                 let expected = if f.value == "none" {
                     Some(None)
+                } else if f.value == crate::vocab::OK {
+                    // Only failing attempts have a first error: `ok` could never be seen.
+                    self.err(
+                        f.referenced,
+                        "`first_error: ok` can never hold: it names the first failing attempt's outcome; to say that no attempt failed, write `first_error: none`",
+                    );
+                    None
                 } else {
                     self.outcome(f).map(Some)
                 };

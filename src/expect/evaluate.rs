@@ -381,10 +381,10 @@ fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
         }
         Check::ProgramProcesses { cmp, .. } => {
             let n = run.processes.len();
-            let list = if n == 0 {
-                "none (it ended before twlab stopped it)".to_string()
-            } else {
-                run.processes.join(", ")
+            let list = match (n, run.stopped_by) {
+                (0, None) => "none (it ended before twlab stopped it)".to_string(),
+                (0, Some(_)) => "none listed when twlab stopped it".to_string(),
+                _ => run.processes.join(", "),
             };
             (cmp.holds(n as i64), format!("{n}: {list}"))
         }

@@ -490,7 +490,10 @@ fn conntrack_stat_judges_the_signed_change() {
         pass("+5")
     );
     assert_eq!(
-        judged(stat("router", "insert_failed", Comparison::AtLeast(1)), &obs),
+        judged(
+            stat("router", "insert_failed", Comparison::AtLeast(1)),
+            &obs
+        ),
         fail("+0")
     );
     assert_eq!(
@@ -562,11 +565,7 @@ fn program_exit_reads_the_last_run() {
         program("srv", Exit::Code(0), None),
         // The same label again: the later run is the one judged.
         program("srv", Exit::Code(3), None),
-        program(
-            "killed",
-            Exit::Signal("SIGTERM".into()),
-            Some("timeout"),
-        ),
+        program("killed", Exit::Signal("SIGTERM".into()), Some("timeout")),
     ]);
     let exit = |label: &str, cmp| Check::ProgramExit {
         label: label.into(),
@@ -632,8 +631,7 @@ fn program_output_searches_the_chosen_stream() {
         stream,
         text: text.into(),
     };
-    let streams =
-        r#"stdout 24 bytes, last line "listening on 8080"; stderr 11 bytes, last line "warn: slow""#;
+    let streams = r#"stdout 24 bytes, last line "listening on 8080"; stderr 11 bytes, last line "warn: slow""#;
     assert_eq!(
         judged(output(OutputStream::Stdout, "listening"), &obs),
         pass(&format!("found ({streams})"))
@@ -751,9 +749,7 @@ fn unknown_counter_fails() {
     };
     assert_eq!(
         judged(check, &obs),
-        fail(
-            "TcpExt.NoSuchCounter is not a counter this kernel has in /proc/net/netstat or snmp"
-        )
+        fail("TcpExt.NoSuchCounter is not a counter this kernel has in /proc/net/netstat or snmp")
     );
 }
 

@@ -152,6 +152,36 @@ fn check_programs(case: &Case) -> Result<(), TrialError> {
     })
 }
 
+/// A case's world, set up and not yet run: its namespaces with their settings, the host lock,
+/// impairments, taps, and the readings taken before the first step.
+struct Prepared {
+    lab: Lab,
+    backend: Option<(ResolvedBackend, String)>,
+    host_guard: HostLock,
+    host_changes: Vec<String>,
+    impairments: Option<LinkImpairments>,
+    taps: Vec<PacketTap>,
+    wants_packets: bool,
+    kernel_log: Option<KernelLog>,
+    conntrack_ns: Vec<String>,
+    ct_before: BTreeMap<String, BTreeMap<String, u64>>,
+    before: BTreeMap<String, Counters>,
+}
+
+/// What the steps left and the readings taken after them.
+struct Ran {
+    steps: Vec<crate::scenario::StepRecord>,
+    samples: Vec<crate::scenario::SocketSample>,
+    programs: Vec<crate::scenario::ProgramRun>,
+    captures: Vec<Capture>,
+    dropped: BTreeMap<String, u64>,
+    impairment_log: Vec<String>,
+    after: BTreeMap<String, Counters>,
+    ct_after: BTreeMap<String, BTreeMap<String, u64>>,
+    kernel_log: Vec<String>,
+    run: std::time::Duration,
+}
+
 pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError> {
     check_programs(case)?;
     let backend = if case.uses_impairments() {
@@ -159,6 +189,70 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     } else {
         None
     };
+    let mut prepared = prepare(case, backend)?;
+    let ran = run_steps(case, family, &mut prepared)?;
+    let setup = prepared.lab.setup_time;
+    let Prepared {
+        lab,
+        backend,
+        host_guard,
+        host_changes,
+        wants_packets,
+        conntrack_ns: _,
+        ct_before,
+        before,
+        ..
+    } = prepared;
+    teardown(lab, host_guard)?;
+    let observations = Observations {
+        counters: before
+            .iter()
+            .filter_map(|(ns, b)| {
+                ran.after
+                    .get(ns)
+                    .map(|a| (ns.clone(), Counters::delta(b, a)))
+            })
+            .collect(),
+        conntrack_stats: stat_deltas(&ct_before, &ran.ct_after),
+        packets: packets_by_sender(case, family, &ran.captures),
+        captured: wants_packets,
+        packet_log: ran
+            .captures
+            .iter()
+            .flat_map(|c| {
+                c.packets
+                    .iter()
+                    .take(PACKET_LOG_LINES)
+                    .map(move |p| format!("{}: {p}", c.ifname))
+            })
+            .collect(),
+        steps: ran.steps,
+        samples: ran.samples,
+        dropped: ran.dropped,
+        kernel_log: ran.kernel_log,
+        host_changes,
+        impairments: ran.impairment_log,
+        programs: ran.programs,
+        setup,
+        run: ran.run,
+        platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),
+    };
+    Ok(TrialReport {
+        family,
+        verdicts: evaluate(&case.expectations, &observations),
+        observations,
+        captures: ran.captures,
+        backend: backend.map(|(b, _)| b.name()),
+    })
+}
+
+/// Builds the case's world, in this order: namespaces, per-namespace sysctls, conntrack,
+/// host-global settings last (so they are in force only while the case runs), impairments,
+/// taps and the kernel log, then the counters before the first step.
+fn prepare(
+    case: &Case,
+    backend: Option<(ResolvedBackend, String)>,
+) -> Result<Prepared, TrialError> {
     let lab = Lab::build(&case.topology)?;
     for s in &case.sysctls {
         let (key, value) = (s.key.clone(), s.value.clone());
@@ -192,8 +286,8 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     }
     let conntrack_ns: Vec<String> = case.conntrack.iter().map(|c| c.ns.value.clone()).collect();
     let ct_before = conntrack_stats(&lab, &conntrack_ns)?;
-    // Host-global settings last, so they are in force only while the case runs; cases that
-    // track connections but change nothing on the host hold the shared side of the same lock.
+    // Cases that track connections but change nothing on the host hold the shared side of
+    // the same lock.
     let host_guard = if !case.host_sysctls.is_empty() {
         let changes: Vec<HostChange> = case
             .host_sysctls
@@ -213,7 +307,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         HostLock::Exclusive(g) => g.changes(),
         _ => Vec::new(),
     };
-    let mut impairments = match &backend {
+    let impairments = match &backend {
         Some((b, why)) => {
             let mut imp = LinkImpairments::new(*b, why);
             for spec in &case.impair {
@@ -239,20 +333,38 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
             );
         }
     }
-
     let wants_log = case
         .expectations
         .iter()
         .any(|e| matches!(e.check, Check::KernelLog { .. }));
-    let mut kernel_log = if wants_log {
+    let kernel_log = if wants_log {
         Some(KernelLog::start()?)
     } else {
         None
     };
     let before = read_counters(&lab)?;
-    let mut engine = Engine::new(&lab, &case.topology, family)?;
-    engine.impairments = impairments.take();
-    engine.conntrack_ns = conntrack_ns.clone();
+    Ok(Prepared {
+        lab,
+        backend,
+        host_guard,
+        host_changes,
+        impairments,
+        taps,
+        wants_packets,
+        kernel_log,
+        conntrack_ns,
+        ct_before,
+        before,
+    })
+}
+
+/// Runs the steps, then takes the readings after them: taps and impairments stop even when a
+/// step failed (then the failure is returned); background programs run until every
+/// observation is made.
+fn run_steps(case: &Case, family: Family, p: &mut Prepared) -> Result<Ran, TrialError> {
+    let mut engine = Engine::new(&p.lab, &case.topology, family)?;
+    engine.impairments = p.impairments.take();
+    engine.conntrack_ns = p.conntrack_ns.clone();
     engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
     engine.case_dir = case
         .path
@@ -263,42 +375,68 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     let started = Instant::now();
     let ran = engine.run(&case.steps);
     let run = started.elapsed();
-    impairments = engine.impairments.take();
-    // Stop taps and delay lines even when a step failed, then report the failure.
-    let captures: Vec<Capture> = taps.into_iter().map(PacketTap::stop).collect();
+    let impairments = engine.impairments.take();
+    let captures: Vec<Capture> = std::mem::take(&mut p.taps)
+        .into_iter()
+        .map(PacketTap::stop)
+        .collect();
     let dropped = match &impairments {
-        Some(i) => i.counters(&lab),
+        Some(i) => i.counters(&p.lab),
         None => Ok(BTreeMap::new()),
     };
     let impairment_log = impairments.map(LinkImpairments::finish).unwrap_or_default();
     ran?;
     let dropped = dropped?;
     let end = engine.sample("end")?;
-    let after = read_counters(&lab)?;
-    let ct_after = conntrack_stats(&lab, &conntrack_ns)?;
-    let kernel_log = match kernel_log.as_mut() {
+    let after = read_counters(&p.lab)?;
+    let ct_after = conntrack_stats(&p.lab, &p.conntrack_ns)?;
+    let kernel_log = match p.kernel_log.as_mut() {
         Some(log) => log.read_new()?,
         None => Vec::new(),
     };
-    // Background programs run until every observation of the case is made.
     engine.stop_all_programs();
     let programs = std::mem::take(&mut engine.program_runs);
     let mut samples = std::mem::take(&mut engine.samples);
     samples.push(end);
     let steps = std::mem::take(&mut engine.records);
-    drop(engine);
-    let setup = lab.setup_time;
+    Ok(Ran {
+        steps,
+        samples,
+        programs,
+        captures,
+        dropped,
+        impairment_log,
+        after,
+        ct_after,
+        kernel_log,
+        run,
+    })
+}
+
+/// The end of a case, in this order: the namespaces go first (with their sockets, links and
+/// rules), then the host is restored as soon as the case is over (its journal covers a crash
+/// before this), which also releases the host lock for the next case.
+fn teardown(lab: Lab, host_guard: HostLock) -> Result<(), TrialError> {
     drop(lab);
-    // Restore the host as soon as the case is over (the journal covers a crash before this).
     match host_guard {
-        HostLock::Exclusive(g) => g.restore().map_err(|e| TrialError::Host(e.to_string()))?,
-        HostLock::Shared(g) => drop(g),
-        HostLock::None => {}
+        HostLock::Exclusive(g) => g.restore().map_err(|e| TrialError::Host(e.to_string())),
+        HostLock::Shared(g) => {
+            drop(g);
+            Ok(())
+        }
+        HostLock::None => Ok(()),
     }
-    let conntrack_stats = ct_before
+}
+
+/// Per-column changes of conntrack statistics, per namespace.
+fn stat_deltas(
+    before: &BTreeMap<String, BTreeMap<String, u64>>,
+    after: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> BTreeMap<String, BTreeMap<String, i64>> {
+    before
         .iter()
         .filter_map(|(ns, b)| {
-            let a = ct_after.get(ns)?;
+            let a = after.get(ns)?;
             Some((
                 ns.clone(),
                 a.iter()
@@ -306,44 +444,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
                     .collect(),
             ))
         })
-        .collect();
-
-    let counters = before
-        .iter()
-        .filter_map(|(ns, b)| after.get(ns).map(|a| (ns.clone(), Counters::delta(b, a))))
-        .collect();
-    let observations = Observations {
-        steps,
-        samples,
-        counters,
-        packets: packets_by_sender(case, family, &captures),
-        captured: wants_packets,
-        packet_log: captures
-            .iter()
-            .flat_map(|c| {
-                c.packets
-                    .iter()
-                    .take(PACKET_LOG_LINES)
-                    .map(move |p| format!("{}: {p}", c.ifname))
-            })
-            .collect(),
-        dropped,
-        conntrack_stats,
-        kernel_log,
-        host_changes,
-        impairments: impairment_log,
-        programs,
-        setup,
-        run,
-        platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),
-    };
-    Ok(TrialReport {
-        family,
-        verdicts: evaluate(&case.expectations, &observations),
-        observations,
-        captures,
-        backend: backend.map(|(b, _)| b.name()),
-    })
+        .collect()
 }
 
 /// Packets per sender namespace and kind, each counted on the first link its sender is on

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::suite::{Executed, TrialResult, TrialSpec, execute_full};
+use super::suite::{Executed, TrialSpec, execute_full};
 
 /// Runs every trial; `done` is called as each one ends (for progress lines). The results are
 /// in the trials' order.
@@ -30,11 +30,12 @@ fn caught(spec: &TrialSpec, execute: impl FnOnce() -> Executed) -> Executed {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".into());
-        Executed::without_report(TrialResult::Failed(format!(
+        let text = format!(
             "{}: twlab panicked while running this trial (a bug in twlab; please report it): \
              {message}",
             spec.name
-        )))
+        );
+        Executed::stopped(text.clone(), text)
     })
 }
 
@@ -76,7 +77,7 @@ fn run_with<T: Borrow<TrialSpec> + Sync>(
 mod tests {
     use super::*;
     use crate::case::{CaseErrors, SourceError};
-    use crate::runner::suite::TrialKind;
+    use crate::runner::suite::{TrialKind, TrialResult};
 
     fn broken(name: &str) -> TrialSpec {
         TrialSpec {

@@ -186,24 +186,6 @@ pub fn execute_detailed(spec: &TrialSpec, include_slow: bool) -> (TrialResult, T
     (e.result, e.facts)
 }
 
-/// A result that has no report (the trial stopped before its expectations were judged), with
-/// its facts: a failure's first line says why.
-fn without_report(result: TrialResult) -> (TrialResult, TrialFacts) {
-    let failures = match &result {
-        TrialResult::Failed(text) => text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| vec![l.trim().to_string()])
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let facts = TrialFacts {
-        failures,
-        backend: None,
-    };
-    (result, facts)
-}
-
 /// One trial run to its end: the rendered result, the facts for machines, and the typed
 /// report when its expectations were judged.
 pub struct Executed {
@@ -213,11 +195,23 @@ pub struct Executed {
 }
 
 impl Executed {
+    /// A result without a report (passed as refused input, or ignored).
     pub(super) fn without_report(result: TrialResult) -> Executed {
-        let (result, facts) = without_report(result);
         Executed {
             result,
-            facts,
+            facts: TrialFacts::default(),
+            report: None,
+        }
+    }
+
+    /// A failure before the expectations were judged: the text, and why in one line.
+    pub(crate) fn stopped(text: String, why: String) -> Executed {
+        Executed {
+            result: TrialResult::Failed(text),
+            facts: TrialFacts {
+                failures: vec![why],
+                backend: None,
+            },
             report: None,
         }
     }
@@ -228,7 +222,12 @@ pub fn execute_full(spec: &TrialSpec, include_slow: bool) -> Executed {
     let (case, family) = match &spec.kind {
         TrialKind::Run { case, family } => (case, *family),
         TrialKind::Broken(errors) => {
-            return Executed::without_report(TrialResult::Failed(errors.to_string()));
+            let why = errors
+                .0
+                .first()
+                .map(SourceError::headline)
+                .unwrap_or_default();
+            return Executed::stopped(errors.to_string(), why);
         }
         TrialKind::Refused {
             errors, expected, ..
@@ -239,31 +238,28 @@ pub fn execute_full(spec: &TrialSpec, include_slow: bool) -> Executed {
             )));
         }
     };
-    let result = if case.slow && !include_slow {
+    if case.slow && !include_slow {
         // A deliberate filter, not a missing capability: never a failure, even under TWLAB_STRICT.
-        TrialResult::Ignored(SLOW_REASON.into())
-    } else if let Err(reason) = namespaces_available() {
+        return Executed::without_report(TrialResult::Ignored(SLOW_REASON.into()));
+    }
+    if let Err(reason) = namespaces_available() {
         if strict() {
-            TrialResult::Failed(format!(
-                "TWLAB_STRICT is set and this case would be skipped: {reason}"
-            ))
-        } else {
-            TrialResult::Ignored(reason)
+            let text = format!("TWLAB_STRICT is set and this case would be skipped: {reason}");
+            return Executed::stopped(text.clone(), text);
         }
-    } else {
-        match run_trial(case, family) {
-            Ok(report) => {
-                let (result, facts) = judged(spec, case, &report);
-                return Executed {
-                    result,
-                    facts,
-                    report: Some(report),
-                };
+        return Executed::without_report(TrialResult::Ignored(reason));
+    }
+    match run_trial(case, family) {
+        Ok(report) => {
+            let (result, facts) = judged(spec, case, &report);
+            Executed {
+                result,
+                facts,
+                report: Some(report),
             }
-            Err(e) => stopped(case, e),
         }
-    };
-    Executed::without_report(result)
+        Err(e) => stopped(case, e),
+    }
 }
 
 /// A trial whose expectations were judged: the report, and each failed expectation's place
@@ -298,19 +294,28 @@ fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, 
 }
 
 /// A trial that stopped before its expectations were judged.
-fn stopped(case: &Case, error: TrialError) -> TrialResult {
+fn stopped(case: &Case, error: TrialError) -> Executed {
     match error {
         // A kernel older than the case needs is a fact about the kernel, not a broken set-up:
         // ignored with the reason even under TWLAB_STRICT (the kernel matrix shows it).
         TrialError::Unsupported { feature, reason }
             if !strict() || allowed_missing(feature) || feature == KERNEL_TOO_OLD =>
         {
-            TrialResult::Ignored(reason)
+            Executed::without_report(TrialResult::Ignored(reason))
         }
-        TrialError::Unsupported { feature, reason } => TrialResult::Failed(format!(
-            "TWLAB_STRICT is set and this case would be skipped: {reason} (set TWLAB_ALLOW_MISSING={feature} if this kernel is known to lack it)"
-        )),
-        TrialError::Sysctl(e) => TrialResult::Failed(e.to_string()),
-        e => TrialResult::Failed(format!("{}: {e}", case.id)),
+        TrialError::Unsupported { feature, reason } => {
+            let text = format!(
+                "TWLAB_STRICT is set and this case would be skipped: {reason} (set TWLAB_ALLOW_MISSING={feature} if this kernel is known to lack it)"
+            );
+            Executed::stopped(text.clone(), text)
+        }
+        TrialError::Sysctl(e) => Executed::stopped(e.to_string(), e.headline()),
+        e => {
+            let text = format!("{}: {e}", case.id);
+            // The error's first line says what failed; the rest (rules, output tails) is
+            // evidence for the report.
+            let why = text.lines().next().unwrap_or_default().to_string();
+            Executed::stopped(text, why)
+        }
     }
 }

@@ -76,6 +76,18 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     msg.to_string()
 }
 
+impl SourceError {
+    /// The first line of the error: `error: file:line:col: message`, without the snippet.
+    pub fn headline(&self) -> String {
+        let file = self.file.display();
+        if self.line == 0 {
+            format!("error: {file}: {}", self.message)
+        } else {
+            format!("error: {file}:{}:{}: {}", self.line, self.col, self.message)
+        }
+    }
+}
+
 impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.display();

@@ -127,6 +127,26 @@ fn sample_at<'a>(obs: &'a Observations, at: &str) -> Result<&'a SocketSample, (b
 
 fn judge(check: &Check, obs: &Observations) -> (bool, String) {
     match check {
+        Check::ResultCount { .. }
+        | Check::FirstError { .. }
+        | Check::All { .. }
+        | Check::DurationMs { .. }
+        | Check::Bytes { .. } => judge_results(check, obs),
+        Check::Sockets { .. } | Check::SocketRtt { .. } => judge_sockets(check, obs),
+        Check::Packets { .. } | Check::Dropped { .. } => judge_packets(check, obs),
+        Check::ConntrackEntries { .. } | Check::ConntrackStat { .. } => judge_conntrack(check, obs),
+        Check::KernelLog { .. } | Check::Counter { .. } => judge_kernel(check, obs),
+        Check::ProgramExit { .. }
+        | Check::ProgramSignal { .. }
+        | Check::ProgramOutput { .. }
+        | Check::ProgramDuration { .. }
+        | Check::ProgramProcesses { .. } => judge_program(check, obs),
+    }
+}
+
+/// Step results: counts by outcome, the first error, durations, bytes.
+fn judge_results(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
         Check::ResultCount {
             label,
             outcome,
@@ -177,6 +197,13 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             let n: u64 = attempts(obs, label).filter_map(|r| r.bytes).sum();
             (cmp.holds(n as i64), format!("{n} bytes"))
         }
+        _ => (false, format!("not a {} check: {{check}}", "results")),
+    }
+}
+
+/// Socket states and RTTs at a sample.
+fn judge_sockets(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
         Check::Sockets {
             ns,
             filter,
@@ -228,6 +255,13 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 },
             )
         }
+        _ => (false, format!("not a {} check: {{check}}", "sockets")),
+    }
+}
+
+/// Packets on the wire and what the link dropped.
+fn judge_packets(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
         Check::Packets { kind, from, cmp } => {
             if !obs.captured {
                 return (false, "no capture was made".into());
@@ -254,6 +288,20 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 ),
             )
         }
+        Check::Dropped { name, cmp } => match obs.dropped.get(name) {
+            Some(n) => (cmp.holds(*n as i64), format!("{n}")),
+            None => (
+                false,
+                format!("no drop or loss named `{name}` was installed"),
+            ),
+        },
+        _ => (false, format!("not a {} check: {{check}}", "packets")),
+    }
+}
+
+/// Conntrack tables at a sample and statistics over the case.
+fn judge_conntrack(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
         Check::ConntrackEntries { ns, state, at, cmp } => {
             let sample = match sample_at(obs, at) {
                 Ok(s) => s,
@@ -289,6 +337,13 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 None => (false, format!("no conntrack statistic `{stat}` in `{ns}`")),
             }
         }
+        _ => (false, format!("not a {} check: {{check}}", "conntrack")),
+    }
+}
+
+/// MIB counters and kernel log lines: what the namespace's kernel counted or logged.
+fn judge_kernel(check: &Check, obs: &Observations) -> (bool, String) {
+    match check {
         Check::KernelLog { text, cmp } => {
             let matching: Vec<&String> = obs
                 .kernel_log
@@ -304,18 +359,6 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
             };
             (cmp.holds(matching.len() as i64), shown)
         }
-        Check::Dropped { name, cmp } => match obs.dropped.get(name) {
-            Some(n) => (cmp.holds(*n as i64), format!("{n}")),
-            None => (
-                false,
-                format!("no drop or loss named `{name}` was installed"),
-            ),
-        },
-        Check::ProgramExit { .. }
-        | Check::ProgramSignal { .. }
-        | Check::ProgramOutput { .. }
-        | Check::ProgramDuration { .. }
-        | Check::ProgramProcesses { .. } => judge_program(check, obs),
         Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
             Some(d) => (cmp.holds(d), format!("{d:+}")),
             None => (
@@ -323,9 +366,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
             ),
         },
+        _ => (false, format!("not a {} check: {{check}}", "host")),
     }
 }
-
 /// Program checks read the last run of the program with that label.
 fn judge_program(check: &Check, obs: &Observations) -> (bool, String) {
     let (Check::ProgramExit { label, .. }

@@ -197,7 +197,7 @@ fn judge_results(check: &Check, obs: &Observations) -> (bool, String) {
             let n: u64 = attempts(obs, label).filter_map(|r| r.bytes).sum();
             (cmp.holds(n as i64), format!("{n} bytes"))
         }
-        _ => (false, format!("not a {} check: {{check}}", "results")),
+        _ => (false, format!("not a results check: {check}")),
     }
 }
 
@@ -255,7 +255,7 @@ fn judge_sockets(check: &Check, obs: &Observations) -> (bool, String) {
                 },
             )
         }
-        _ => (false, format!("not a {} check: {{check}}", "sockets")),
+        _ => (false, format!("not a sockets check: {check}")),
     }
 }
 
@@ -295,7 +295,7 @@ fn judge_packets(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("no drop or loss named `{name}` was installed"),
             ),
         },
-        _ => (false, format!("not a {} check: {{check}}", "packets")),
+        _ => (false, format!("not a packets check: {check}")),
     }
 }
 
@@ -337,7 +337,7 @@ fn judge_conntrack(check: &Check, obs: &Observations) -> (bool, String) {
                 None => (false, format!("no conntrack statistic `{stat}` in `{ns}`")),
             }
         }
-        _ => (false, format!("not a {} check: {{check}}", "conntrack")),
+        _ => (false, format!("not a conntrack check: {check}")),
     }
 }
 
@@ -366,7 +366,7 @@ fn judge_kernel(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
             ),
         },
-        _ => (false, format!("not a {} check: {{check}}", "host")),
+        _ => (false, format!("not a kernel check: {check}")),
     }
 }
 /// Program checks read the last run of the program with that label.

@@ -8,17 +8,18 @@ use std::path::Path;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::check::{Check, Expectation, SocketFilter};
+use super::check::{Check, Expectation};
 use crate::kernel::sysctl;
 use crate::topology::{Topology, address_allowed};
 use crate::vocab::is_outcome_name;
-use crate::vocab::{CONNTRACK_TCP_STATES, Family, SourceError, TcpState};
+use crate::vocab::{Family, SourceError};
 
 use super::model::{CaseFile, ExpectSpec, ImpairSpec, PeerAction, Step};
 use super::program::Vars;
 use super::when::When;
 
 mod exec;
+mod expect;
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -346,322 +347,27 @@ impl Ctx<'_> {
         }
         if let Some(label) = &e.program {
             self.program_expectation(e, label, at, &mut push);
-        } else if let Some(label) = &e.result {
-            if !self.labels.contains(&label.value) {
-                let known: Vec<_> = self.labels.iter().cloned().collect();
-                self.err(label.referenced, format!("no step is labelled `{}` (labels: {}; a step's label defaults to its kind, and a close's peer is `<label>.peer`)", label.value, known.join(", ")));
-            }
-            let l = label.value.clone();
-            let mut any = false;
-            if let Some(c) = &e.attempts {
-                any = true;
-                push(
-                    c.referenced,
-                    Check::ResultCount {
-                        label: l.clone(),
-                        outcome: None,
-                        cmp: c.value,
-                    },
-                );
-            }
-            if let Some(c) = &e.ok {
-                any = true;
-                push(
-                    c.referenced,
-                    Check::ResultCount {
-                        label: l.clone(),
-                        outcome: Some("ok".into()),
-                        cmp: c.value,
-                    },
-                );
-            }
-            if let Some(errors) = &e.errors {
-                for (name, c) in errors.iter() {
-                    any = true;
-                    if let Some(o) = self.outcome(name) {
-                        push(
-                            c.referenced,
-                            Check::ResultCount {
-                                label: l.clone(),
-                                outcome: Some(o),
-                                cmp: c.value,
-                            },
-                        );
-                    }
-                }
-            }
-            if let Some(f) = &e.first_error {
-                any = true;
-                let expected = if f.value == "none" {
-                    Some(None)
-                } else if f.value == crate::vocab::OK {
-                    // Only failing attempts have a first error: `ok` could never be seen.
-                    self.err(
-                        f.referenced,
-                        "`first_error: ok` can never hold: it names the first failing attempt's outcome; to say that no attempt failed, write `first_error: none`",
-                    );
-                    None
-                } else {
-                    self.outcome(f).map(Some)
-                };
-                if let Some(expected) = expected {
-                    push(
-                        f.referenced,
-                        Check::FirstError {
-                            label: l.clone(),
-                            expected,
-                        },
-                    );
-                }
-            }
-            if let Some(a) = &e.all {
-                any = true;
-                if let Some(o) = self.outcome(a) {
-                    push(
-                        a.referenced,
-                        Check::All {
-                            label: l.clone(),
-                            outcome: o,
-                        },
-                    );
-                }
-            }
-            if let Some(c) = &e.duration_ms {
-                any = true;
-                push(
-                    c.referenced,
-                    Check::DurationMs {
-                        label: l.clone(),
-                        cmp: c.value,
-                    },
-                );
-            }
-            if let Some(c) = &e.bytes {
-                any = true;
-                push(
-                    c.referenced,
-                    Check::Bytes {
-                        label: l.clone(),
-                        cmp: c.value,
-                    },
-                );
-            }
-            if !any {
-                self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms or bytes");
-            }
-        } else if let Some(ns) = &e.sockets {
-            self.namespace(ns);
-            // Check every key before giving up, so one run shows all of this expectation's problems.
-            let mut bad = false;
-            let state = match &e.state {
-                Some(s) => match TcpState::from_name(&s.value) {
-                    Some(st) => Some(st),
-                    None => {
-                        self.err(s.referenced, format!("`{}` is not a TCP state (ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING)", s.value));
-                        bad = true;
-                        None
-                    }
-                },
-                None => None,
-            };
-            let at_label = self.sample_label(&e.at).unwrap_or_else(|| {
-                bad = true;
-                String::new()
-            });
-            let filter = SocketFilter {
-                state,
-                has_file: e.has_file,
-                port: e.port,
-                local_port: e.local_port,
-                remote_port: e.remote_port,
-            };
-            let rtts = [(&e.rtt_ms, false), (&e.min_rtt_ms, true)];
-            for (rtt, min) in rtts
-                .iter()
-                .filter_map(|(r, min)| r.as_ref().map(|r| (r, *min)))
-            {
-                if !bad {
-                    push(
-                        rtt.referenced,
-                        Check::SocketRtt {
-                            ns: ns.value.clone(),
-                            filter: filter.clone(),
-                            at: at_label.clone(),
-                            cmp: rtt.value,
-                            min,
-                        },
-                    );
-                }
-            }
-            if e.count.is_none() && (e.rtt_ms.is_some() || e.min_rtt_ms.is_some()) {
-                return;
-            }
-            let Some(count) = &e.count else {
-                self.err(at, "a `sockets:` expectation needs `count:` (or `rtt_ms:`)");
-                return;
-            };
-            if bad {
-                return;
-            }
-            push(
-                count.referenced,
-                Check::Sockets {
-                    ns: ns.value.clone(),
-                    filter,
-                    at: at_label,
-                    cmp: count.value,
-                },
-            );
-        } else if let Some(kind) = &e.packets {
-            let known = ["SYN", "SYN_ACK", "FIN", "RST", "ACK", "DATA", "ANY"];
-            let k = kind.value.to_ascii_uppercase();
-            if !known.contains(&k.as_str()) {
-                self.err(
-                    kind.referenced,
-                    format!(
-                        "`{}` is not a packet kind: write one of {}",
-                        kind.value,
-                        known.join(", ")
-                    ),
-                );
-            }
-            let Some(from) = &e.from else {
-                self.err(
-                    at,
-                    "a `packets:` expectation needs `from:` (the namespace that sent them)",
-                );
-                return;
-            };
-            self.namespace(from);
-            let Some(count) = &e.count else {
-                self.err(at, "a `packets:` expectation needs `count:`");
-                return;
-            };
-            push(
-                count.referenced,
-                Check::Packets {
-                    kind: (k != "ANY").then_some(k),
-                    from: from.value.clone(),
-                    cmp: count.value,
-                },
-            );
-        } else if let Some(ns) = &e.conntrack {
-            self.namespace(ns);
-            if !self.conntrack.contains(&ns.value) {
-                self.err(ns.referenced, format!("conntrack is not enabled in `{}`: add `conntrack: [{{ns: {}}}]` to the case", ns.value, ns.value));
-            }
-            if let Some(stat) = &e.stat {
-                let Some(delta) = &e.delta else {
-                    self.err(at, "a `conntrack:` expectation with `stat:` needs `delta:`");
-                    return;
-                };
-                push(
-                    delta.referenced,
-                    Check::ConntrackStat {
-                        ns: ns.value.clone(),
-                        stat: stat.value.clone(),
-                        cmp: delta.value,
-                    },
-                );
-                return;
-            }
-            let Some(at_label) = self.sample_label(&e.at) else {
-                return;
-            };
-            let Some(count) = &e.count else {
-                self.err(
-                    at,
-                    "a `conntrack:` expectation needs `count:` (entries) or `stat:` with `delta:`",
-                );
-                return;
-            };
-            let state = e.state.as_ref().and_then(|s| {
-                let name = s.value.to_ascii_uppercase().replace('-', "_");
-                if CONNTRACK_TCP_STATES.contains(&name.as_str()) {
-                    return Some(name);
-                }
-                self.err(
-                    s.referenced,
-                    format!(
-                        "`{}` is not a conntrack TCP state: write one of {} (conntrack's own \
-                         names, as /proc/net/nf_conntrack prints them)",
-                        s.value,
-                        CONNTRACK_TCP_STATES.join(", ")
-                    ),
-                );
-                None
-            });
-            push(
-                count.referenced,
-                Check::ConntrackEntries {
-                    ns: ns.value.clone(),
-                    state,
-                    at: at_label,
-                    cmp: count.value,
-                },
-            );
-        } else if let Some(text) = &e.kernel_log {
-            let Some(count) = &e.count else {
-                self.err(at, "a `kernel_log:` expectation needs `count:`");
-                return;
-            };
-            push(
-                count.referenced,
-                Check::KernelLog {
-                    text: text.value.clone(),
-                    cmp: count.value,
-                },
-            );
-        } else if let Some(name) = &e.dropped {
-            if !self.drops.contains(&name.value) && !name.value.starts_with("loss:") {
-                self.err(
-                    name.referenced,
-                    format!(
-                        "no drop is named `{}` (drops: {}; random loss is `loss:FROM->TO`)",
-                        name.value,
-                        self.drops.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                );
-            }
-            let Some(count) = &e.count else {
-                self.err(at, "a `dropped:` expectation needs `count:`");
-                return;
-            };
-            push(
-                count.referenced,
-                Check::Dropped {
-                    name: name.value.clone(),
-                    cmp: count.value,
-                },
-            );
-        } else if let Some(name) = &e.counter {
-            let well_formed = name
-                .value
-                .split_once('.')
-                .is_some_and(|(g, n)| !g.is_empty() && !n.is_empty() && !n.contains('.'));
-            if !well_formed {
-                self.err(name.referenced, format!("`{}` is not a counter name: write Group.Name, such as TcpExt.TCPTimeWaitOverflow or Tcp.OutRsts", name.value));
-            }
-            let Some(ns) = &e.ns else {
-                self.err(
-                    at,
-                    "a `counter:` expectation needs `ns:` (the namespace whose counter it is)",
-                );
-                return;
-            };
-            self.namespace(ns);
-            let Some(delta) = &e.delta else {
-                self.err(at, "a `counter:` expectation needs `delta:`");
-                return;
-            };
-            push(
-                delta.referenced,
-                Check::Counter {
-                    ns: ns.value.clone(),
-                    name: name.value.clone(),
-                    cmp: delta.value,
-                },
-            );
+        }
+        if let Some(label) = &e.result {
+            self.result_expectation(e, label, at, &mut push);
+        }
+        if let Some(ns) = &e.sockets {
+            self.sockets_expectation(e, ns, at, &mut push);
+        }
+        if let Some(kind) = &e.packets {
+            self.packets_expectation(e, kind, at, &mut push);
+        }
+        if let Some(ns) = &e.conntrack {
+            self.conntrack_expectation(e, ns, at, &mut push);
+        }
+        if let Some(text) = &e.kernel_log {
+            self.kernel_log_expectation(e, text, at, &mut push);
+        }
+        if let Some(name) = &e.dropped {
+            self.dropped_expectation(e, name, at, &mut push);
+        }
+        if let Some(name) = &e.counter {
+            self.counter_expectation(e, name, at, &mut push);
         }
     }
 }

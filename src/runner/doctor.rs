@@ -6,7 +6,6 @@
 
 use crate::spawn::Command;
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -344,11 +343,7 @@ fn sysctl_lines(ns: &Namespace) -> Vec<Line> {
 
 /// The executable `name` on PATH (plus the sbin directories a non-root PATH lacks).
 fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
-    let executable = |m: std::fs::Metadata| m.is_file() && m.permissions().mode() & 0o111 != 0;
-    dirs.map(|dir| dir.join(name))
-        .find(|p| p.metadata().is_ok_and(executable))
+    crate::spawn::which_admin_tool(name)
 }
 
 fn summary(general: &[Line], sysctls: &[Line]) -> String {

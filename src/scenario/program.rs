@@ -319,11 +319,7 @@ impl Running {
     }
 }
 
-/// Whether `program` can be started: a path that exists, or a name found in PATH.
+/// Whether `program` can be started: a path that is an executable file, or a name on PATH.
 pub fn installed(program: &str) -> bool {
-    if program.contains('/') {
-        return std::path::Path::new(program).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    crate::spawn::which(program).is_some()
 }

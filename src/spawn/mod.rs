@@ -4,7 +4,9 @@
 
 mod command;
 mod server;
+mod which;
 mod wire;
 
 pub use command::{Child, Command, Output, SpawnError, Stdio, start};
+pub use which::{which, which_admin_tool};
 pub use wire::Process;

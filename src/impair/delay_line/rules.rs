@@ -2,7 +2,6 @@
 
 use crate::spawn::Command;
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -30,12 +29,7 @@ pub(super) fn check_ifname(ifname: &str) -> Result<(), DelayLineError> {
 
 /// The executable `name` on PATH or in the sbin directories a non-root PATH lacks.
 pub(super) fn find_tool(name: &'static str) -> Result<PathBuf, DelayLineError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
-    let executable = |m: std::fs::Metadata| m.is_file() && m.permissions().mode() & 0o111 != 0;
-    dirs.map(|dir| dir.join(name))
-        .find(|p| p.metadata().is_ok_and(executable))
-        .ok_or(DelayLineError::ToolMissing { tool: name })
+    crate::spawn::which_admin_tool(name).ok_or(DelayLineError::ToolMissing { tool: name })
 }
 
 /// On the namespace's thread: open and configure the queue, then add the rules (so that no

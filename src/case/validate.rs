@@ -184,10 +184,7 @@ impl Ctx<'_> {
     fn direction(&mut self, from: &Spanned<String>, to: &Spanned<String>) {
         self.namespace(from);
         self.namespace(to);
-        let linked = self.topology.links.iter().any(|l| {
-            let [a, b] = &l.ends;
-            (a.ns == from.value && b.ns == to.value) || (b.ns == from.value && a.ns == to.value)
-        });
+        let linked = self.topology.link_between(&from.value, &to.value).is_some();
         if !linked
             && self.topology.has_namespace(&from.value)
             && self.topology.has_namespace(&to.value)

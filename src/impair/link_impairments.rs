@@ -88,18 +88,8 @@ pub struct LinkImpairments {
 
 fn egress(topology: &Topology, from: &str, to: &str) -> Result<(String, String), ImpairError> {
     topology
-        .links
-        .iter()
-        .find_map(|l| {
-            let [a, b] = &l.ends;
-            if a.ns == from && b.ns == to {
-                Some((a.ifname.clone(), b.ifname.clone()))
-            } else if b.ns == from && a.ns == to {
-                Some((b.ifname.clone(), a.ifname.clone()))
-            } else {
-                None
-            }
-        })
+        .link_between(from, to)
+        .map(|(a, b)| (a.ifname.clone(), b.ifname.clone()))
         .ok_or_else(|| ImpairError::NoLink(from.into(), to.into()))
 }
 

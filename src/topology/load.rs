@@ -79,11 +79,7 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
     }
     let mut routes = Vec::new();
     for r in &file.routes {
-        let shared = links.iter().any(|l: &Link| {
-            let [a, b] = &l.ends;
-            (a.ns == r.ns.value && b.ns == r.via.value)
-                || (b.ns == r.ns.value && a.ns == r.via.value)
-        });
+        let shared = super::model::link_between(&links, &r.ns.value, &r.via.value).is_some();
         if !shared {
             errors.push(SourceError::at(
                 path,

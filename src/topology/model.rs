@@ -86,26 +86,40 @@ pub struct LinkEnd {
     pub ipv6: (Ipv6Addr, u8),
 }
 
+/// The link that joins `from` and `to`, as (the end in `from`, the end in `to`).
+pub fn link_between<'a>(
+    links: &'a [Link],
+    from: &str,
+    to: &str,
+) -> Option<(&'a LinkEnd, &'a LinkEnd)> {
+    links.iter().find_map(|l| {
+        let [a, b] = &l.ends;
+        if a.ns == from && b.ns == to {
+            Some((a, b))
+        } else if b.ns == from && a.ns == to {
+            Some((b, a))
+        } else {
+            None
+        }
+    })
+}
+
 impl Topology {
     pub fn has_namespace(&self, ns: &str) -> bool {
         self.namespaces.iter().any(|n| n == ns)
     }
 
+    /// The link that joins `from` and `to`, as (the end in `from`, the end in `to`).
+    pub fn link_between(&self, from: &str, to: &str) -> Option<(&LinkEnd, &LinkEnd)> {
+        link_between(&self.links, from, to)
+    }
+
     /// The address `via` has on the link it shares with `ns` (a gateway for `ns`).
     pub fn gateway(&self, ns: &str, via: &str, family: Family) -> Option<IpAddr> {
-        self.links.iter().find_map(|l| {
-            let [a, b] = &l.ends;
-            let end = if a.ns == ns && b.ns == via {
-                b
-            } else if b.ns == ns && a.ns == via {
-                a
-            } else {
-                return None;
-            };
-            Some(match family {
-                Family::Ipv4 => IpAddr::V4(end.ipv4.0),
-                Family::Ipv6 => IpAddr::V6(end.ipv6.0),
-            })
+        let (_, end) = self.link_between(ns, via)?;
+        Some(match family {
+            Family::Ipv4 => IpAddr::V4(end.ipv4.0),
+            Family::Ipv6 => IpAddr::V6(end.ipv6.0),
         })
     }
 

@@ -19,7 +19,7 @@ pub fn is_host_settable(key: &str) -> bool {
 
 /// `/proc/sys/...` path of an allowlisted key.
 pub(crate) fn proc_path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
+    crate::kernel::sysctl::proc_file(key).display().to_string()
 }
 
 /// Refuses keys outside the allowlist, keys declared twice and values that are not a

@@ -82,6 +82,11 @@ pub enum SysctlIssue {
     Io { path: String, message: String },
 }
 
+/// The file of `key` under /proc/sys (in the namespace of the thread that opens it).
+pub fn proc_file(key: &str) -> PathBuf {
+    PathBuf::from("/proc/sys").join(proc_path(key))
+}
+
 pub fn proc_path(key: &str) -> String {
     key.replace('.', "/")
 }

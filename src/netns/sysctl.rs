@@ -7,12 +7,11 @@
 //! privileges, for `twlab check`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-use crate::kernel::sysctl::proc_path;
 pub use crate::kernel::sysctl::{SysctlIssue, static_check};
+use crate::kernel::sysctl::{proc_file, proc_path};
 
 fn normalize(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -21,7 +20,7 @@ fn normalize(v: &str) -> String {
 /// Read a sysctl in the current thread's namespace.
 pub fn read(key: &str) -> Result<String, SysctlIssue> {
     let path = proc_path(key);
-    std::fs::read_to_string(PathBuf::from("/proc/sys").join(&path))
+    std::fs::read_to_string(proc_file(key))
         .map(|s| normalize(&s))
         .map_err(|e| SysctlIssue::Io {
             path,
@@ -33,7 +32,7 @@ pub fn read(key: &str) -> Result<String, SysctlIssue> {
 pub fn apply(key: &str, value: &str) -> Result<(), SysctlIssue> {
     static_check(key)?;
     let path = proc_path(key);
-    let full = PathBuf::from("/proc/sys").join(&path);
+    let full = proc_file(key);
     if !full.exists() {
         return Err(SysctlIssue::MissingInNamespace {
             key: key.to_string(),

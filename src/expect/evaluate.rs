@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::case::Platform;
 use crate::observe::{Counters, SocketRow};
-use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord};
+use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord, outcome_counts};
 
 use crate::case::{Check, Expectation, OutputStream, SocketFilter};
 
@@ -103,18 +103,11 @@ fn attempts<'a>(
 }
 
 fn outcome_summary(obs: &Observations, label: &str) -> String {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in attempts(obs, label) {
-        *counts.entry(r.outcome.name()).or_default() += 1;
-    }
+    let counts = outcome_counts(attempts(obs, label));
     if counts.is_empty() {
         return "no attempts".into();
     }
     counts
-        .iter()
-        .map(|(k, v)| format!("{k} x{v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The sample an expectation names, or the failed verdict saying it was never taken.

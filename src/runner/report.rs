@@ -1,13 +1,12 @@
 //! Human-readable trial reports: verdicts with their source positions, then the evidence
 //! (step results, socket states, counters that moved).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::case::Case;
 use crate::expect::Observations;
 use crate::observe::{ALL_STATES, SocketRow};
-use crate::scenario::ProgramRun;
+use crate::scenario::{ProgramRun, outcome_counts};
 
 use super::trial::TrialReport;
 
@@ -136,11 +135,7 @@ fn render_evidence(s: &mut String, o: &Observations) {
     }
     for label in order {
         let recs: Vec<_> = o.steps.iter().filter(|r| r.label == label).collect();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for r in &recs {
-            *counts.entry(r.outcome.name()).or_default() += 1;
-        }
-        let outcomes: Vec<String> = counts.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+        let outcomes = outcome_counts(recs.iter().copied());
         let min = recs.iter().map(|r| r.duration).min().unwrap_or_default();
         let max = recs.iter().map(|r| r.duration).max().unwrap_or_default();
         let _ = writeln!(
@@ -148,7 +143,7 @@ fn render_evidence(s: &mut String, o: &Observations) {
             "  line {:<4} {:<16} {:<32} {:.1}..{:.1} ms",
             recs[0].line,
             label,
-            outcomes.join(", "),
+            outcomes,
             min.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3
         );

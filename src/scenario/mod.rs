@@ -9,5 +9,5 @@ mod socket;
 
 pub use crate::vocab::{OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
 pub use engine::{Engine, EngineError, SocketSample};
-pub use outcome::StepRecord;
+pub use outcome::{StepRecord, outcome_counts};
 pub use program::{Exit, ProgramRun, ProgramSpec, installed as program_installed};

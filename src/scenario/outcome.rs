@@ -18,3 +18,17 @@ pub struct StepRecord {
     /// Addresses and ports involved, for the evidence.
     pub detail: String,
 }
+
+/// Outcomes of these records by name with their counts (`ok x9, EADDRNOTAVAIL x1`); empty
+/// when there are none.
+pub fn outcome_counts<'a>(records: impl IntoIterator<Item = &'a StepRecord>) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in records {
+        *counts.entry(r.outcome.name()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -170,8 +170,9 @@ pub fn run_claims(trials: &[TrialSpec], jobs: usize, include_slow: bool) -> Clai
     }
 }
 
+/// A Markdown table cell: a pipe escaped as `\|` (GFM), newlines folded.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\\\|").replace('\n', " ")
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 impl ClaimsReport {
@@ -185,7 +186,7 @@ impl ClaimsReport {
                 cell(&r.claim),
                 cell(&r.verdict),
                 cell(&r.evidence),
-                r.case
+                cell(&r.case)
             );
         }
         s

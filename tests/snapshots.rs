@@ -1,0 +1,252 @@
+//! What people and machines read, pinned: the text report of a trial, the claims table in
+//! each format, the kernel matrix table and its JSON, and the `--json` results of a run. Each
+//! is rendered from hand-made values (no kernel), so a change to a renderer shows up as a
+//! snapshot diff to review (`INSTA_UPDATE=always cargo test --test snapshots`, then read the
+//! `.snap` files in the diff).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use twlab::case::{Family, Verdict as ClaimVerdict, load_case_source};
+use twlab::expect::{Observations, evaluate};
+use twlab::matrix::{Column, Matrix};
+use twlab::observe::{Counters, SocketRow, TcpState};
+use twlab::runner::claims::{ClaimRow, ClaimStatus, ClaimsReport};
+use twlab::runner::results::{RunResults, Status, TrialOutcome};
+use twlab::runner::{TrialReport, render};
+use twlab::scenario::{Outcome, SocketSample, StepRecord};
+
+const CASE: &str = "name: the side that closes first runs out of ports
+description: a 10-port range, the client closes first
+topology: pair
+sysctls:
+  client:
+    net.ipv4.ip_local_port_range: \"40000 40009\"
+steps:
+  - listen: {on: server, port: 8080}
+  - repeat:
+      times: 11
+      steps:
+        - connect: {from: client, to: server, port: 8080}
+        - close: {by: client}
+expect:
+  - result: connect
+    ok: 10
+  - result: connect
+    first_error: EADDRNOTAVAIL
+  - sockets: client
+    state: TIME_WAIT
+    count: 10
+  - counter: TcpExt.TW
+    ns: client
+    delta: 11
+    why: one TIME_WAIT per close
+";
+
+fn record(label: &str, line: u64, i: u32, outcome: Outcome, ms: u64) -> StepRecord {
+    StepRecord {
+        label: label.into(),
+        kind: "connect",
+        line,
+        iteration: Some(i),
+        outcome,
+        duration: Duration::from_micros(ms * 100),
+        bytes: None,
+        detail: format!("198.18.0.1:{} -> 198.18.0.2:8080", 40000 + i - 1),
+    }
+}
+
+fn time_wait(port: u16) -> SocketRow {
+    let a: SocketAddr = format!("198.18.0.1:{port}").parse().unwrap();
+    let b: SocketAddr = "198.18.0.2:8080".parse().unwrap();
+    SocketRow {
+        state: TcpState::TimeWait,
+        local: a,
+        remote: b,
+        recv_q: 0,
+        send_q: 0,
+        rtt_us: None,
+        min_rtt_us: None,
+        total_retrans: None,
+        inode: 0,
+    }
+}
+
+#[test]
+fn text_report_of_a_failed_trial() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let case = load_case_source(&root, &root.join("snapshot.yaml"), CASE.into()).unwrap();
+    let mut steps: Vec<StepRecord> = (1..=10)
+        .map(|i| record("connect", 13, i, Outcome::Ok, u64::from(i)))
+        .collect();
+    steps.push(record(
+        "connect",
+        13,
+        11,
+        Outcome::Errno(nix::errno::Errno::EADDRNOTAVAIL),
+        2,
+    ));
+    let mut counters = BTreeMap::new();
+    counters.insert(
+        "client".to_string(),
+        Counters(BTreeMap::from([
+            ("TcpExt.TW".to_string(), 10),
+            ("Tcp.ActiveOpens".to_string(), 10),
+        ])),
+    );
+    let observations = Observations {
+        steps,
+        samples: vec![SocketSample {
+            label: "end".into(),
+            at: Duration::from_millis(1100),
+            sockets: BTreeMap::from([
+                (
+                    "client".to_string(),
+                    (40000..40010).map(time_wait).collect::<Vec<_>>(),
+                ),
+                ("server".to_string(), Vec::new()),
+            ]),
+            conntrack: BTreeMap::new(),
+        }],
+        counters,
+        setup: Duration::from_micros(6200),
+        run: Duration::from_millis(1100),
+        ..Observations::default()
+    };
+    let report = TrialReport {
+        family: Family::Ipv4,
+        verdicts: evaluate(&case.expectations, &observations),
+        observations,
+        captures: Vec::new(),
+        backend: None,
+    };
+    // The case's path is this machine's checkout: shown relative.
+    let text = render(&case, &report).replace(&format!("{}/", root.display()), "cases/");
+    insta::assert_snapshot!(text);
+}
+
+fn claims() -> ClaimsReport {
+    ClaimsReport {
+        kernel: "6.18.0-test".into(),
+        rows: vec![
+            ClaimRow {
+                case: "claims/fin-timeout-does-not-shorten-time-wait".into(),
+                claim: "Lowering tcp_fin_timeout shortens TIME_WAIT.".into(),
+                source: "tuning guides".into(),
+                expected: ClaimVerdict::Refuted,
+                verdict: "refuted".into(),
+                status: ClaimStatus::Confirmed,
+                confirmed: true,
+                // A pipe in a cell must not end it in the Markdown table.
+                evidence: "client: sockets (TIME_WAIT) at t15 = 1: 1 (at 15.0s) | kept".into(),
+            },
+            ClaimRow {
+                case: "claims/max-tw-buckets | caps".into(),
+                claim: "tcp_max_tw_buckets caps TIME_WAIT.".into(),
+                source: "sysctl docs".into(),
+                expected: ClaimVerdict::Holds,
+                verdict: "CHANGED: 1 of 2 expectations no longer hold".into(),
+                status: ClaimStatus::Changed,
+                confirmed: false,
+                evidence: "server: TcpExt.TCPTimeWaitOverflow delta = 15: +14".into(),
+            },
+            ClaimRow {
+                case: "claims/time-wait-lasts-60-seconds".into(),
+                claim: "TIME_WAIT lasts 2 x MSL = 4 minutes.".into(),
+                source: "textbooks".into(),
+                expected: ClaimVerdict::Refuted,
+                verdict: "undecided: slow case not run (--include-slow)".into(),
+                status: ClaimStatus::NotRun,
+                confirmed: false,
+                evidence: String::new(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn claims_table_in_each_format() {
+    let c = claims();
+    insta::assert_snapshot!("claims_md", c.markdown());
+    insta::assert_snapshot!("claims_text", c.text());
+    insta::assert_snapshot!("claims_json", c.json());
+    assert!(!c.all_confirmed(), "a changed claim fails the run");
+}
+
+fn outcome(name: &str, status: Status, backend: Option<&str>) -> TrialOutcome {
+    TrialOutcome {
+        name: name.into(),
+        status,
+        reason: (status == Status::Ignored)
+            .then(|| "the case sets a sysctl this kernel predates".to_string()),
+        failures: if status == Status::Failed {
+            vec!["cases/x.yaml:3:5  `connect`: every attempt is ok  observed: ETIMEDOUT x1".into()]
+        } else {
+            Vec::new()
+        },
+        backend: backend.map(str::to_string),
+        seconds: 0.5,
+    }
+}
+
+fn results(kernel: &str, trials: Vec<TrialOutcome>) -> RunResults {
+    RunResults {
+        kernel: kernel.into(),
+        twlab: "0.1.0".into(),
+        trials,
+        seconds: 12.5,
+    }
+}
+
+#[test]
+fn run_results_json_fields() {
+    let r = results(
+        "6.18.0-test",
+        vec![
+            outcome("seeds/server-close-reconnect::ipv4", Status::Passed, None),
+            outcome("impairment/syn-loss", Status::Failed, Some("substitute")),
+            outcome("exhaustion/tw-reuse-delay::ipv4", Status::Ignored, None),
+        ],
+    );
+    insta::assert_snapshot!(serde_json::to_string_pretty(&r).unwrap());
+}
+
+#[test]
+fn matrix_table_and_json() {
+    let column = |label: &str, release: &str, guest: bool, trials| Column {
+        label: label.into(),
+        release: release.into(),
+        guest,
+        error: None,
+        notes: vec![],
+        results: Some(results(release, trials)),
+        dir: PathBuf::from("target/twlab/matrix").join(label),
+        seconds: 40.0,
+    };
+    let m = Matrix {
+        columns: vec![
+            column(
+                "host",
+                "6.18.0-test",
+                false,
+                vec![
+                    outcome("impairment/syn-loss", Status::Passed, Some("substitute")),
+                    outcome("exhaustion/tw-reuse-delay::ipv4", Status::Passed, None),
+                ],
+            ),
+            column(
+                "linux-image-6.1.0-56-amd64",
+                "6.1.0-56-amd64",
+                true,
+                vec![
+                    outcome("impairment/syn-loss", Status::Failed, Some("netem")),
+                    outcome("exhaustion/tw-reuse-delay::ipv4", Status::Ignored, None),
+                ],
+            ),
+        ],
+    };
+    insta::assert_snapshot!("matrix_text", m.text());
+    insta::assert_snapshot!("matrix_json", m.json());
+}

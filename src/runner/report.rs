@@ -78,7 +78,19 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
     s
 }
 
+/// The evidence after the verdicts, in the order a reader checks it: what was set on the host,
+/// what the links did, each step's results, the programs, the sockets, the counters.
 fn render_evidence(s: &mut String, o: &Observations) {
+    render_host_and_conntrack(s, o);
+    render_links(s, o);
+    render_steps(s, o);
+    render_programs(s, o);
+    render_samples(s, o);
+    render_counters(s, o);
+}
+
+/// Host-global changes and conntrack statistics that moved.
+fn render_host_and_conntrack(s: &mut String, o: &Observations) {
     for change in &o.host_changes {
         let _ = writeln!(s, "host-global change (restored after the case): {change}");
     }
@@ -98,6 +110,10 @@ fn render_evidence(s: &mut String, o: &Observations) {
             }
         );
     }
+}
+
+/// Impairments, drops, and the packets each sender put on its link.
+fn render_links(s: &mut String, o: &Observations) {
     if !o.impairments.is_empty() {
         let _ = writeln!(s, "impairments:");
         for line in &o.impairments {
@@ -126,6 +142,10 @@ fn render_evidence(s: &mut String, o: &Observations) {
             let _ = writeln!(s, "    {line}");
         }
     }
+}
+
+/// Each step label's outcomes, durations, first failure and addresses.
+fn render_steps(s: &mut String, o: &Observations) {
     let _ = writeln!(s, "steps (label: outcomes, durations, addresses):");
     let mut order: Vec<&str> = Vec::new();
     for r in &o.steps {
@@ -182,7 +202,10 @@ fn render_evidence(s: &mut String, o: &Observations) {
             let _ = writeln!(s, "         bytes: {bytes}");
         }
     }
-    render_programs(s, o);
+}
+
+/// The socket table (and conntrack table) of every namespace at each sample.
+fn render_samples(s: &mut String, o: &Observations) {
     for sample in &o.samples {
         let _ = writeln!(
             s,
@@ -225,6 +248,10 @@ fn render_evidence(s: &mut String, o: &Observations) {
             }
         }
     }
+}
+
+/// Counter changes per namespace.
+fn render_counters(s: &mut String, o: &Observations) {
     let _ = writeln!(s, "counters that moved:");
     for (ns, c) in &o.counters {
         let moved: Vec<String> = c.nonzero().map(|(k, v)| format!("{k} {v:+}")).collect();

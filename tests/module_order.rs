@@ -150,3 +150,53 @@ fn the_reader_sees_groups_and_paths() {
         .collect();
     assert_eq!(used, want);
 }
+
+/// Inside `host/` (the code that touches the initial namespace), the files form a chain too:
+/// the guard uses everything, nothing uses the guard.
+const HOST_ORDER: &[&str] = &[
+    "error", "change", "keys", "journal", "lock", "netns", "active", "config", "recover",
+    "signals", "guard",
+];
+
+#[test]
+fn host_files_form_a_chain() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host");
+    let mut violations = Vec::new();
+    for (rank, file) in HOST_ORDER.iter().enumerate() {
+        let text = std::fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("use super::"))
+        {
+            let used: String = line
+                .trim_start()
+                .trim_start_matches("use super::")
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            match HOST_ORDER.iter().position(|f| *f == used) {
+                Some(r) if r >= rank => violations.push(format!(
+                    "host/{file}.rs uses `{used}`, which is not below it"
+                )),
+                Some(_) => {}
+                None => violations.push(format!("host/{file}.rs uses `{used}`, not in HOST_ORDER")),
+            }
+        }
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|f| f != "mod")
+        .collect();
+    files.sort();
+    let mut known: Vec<String> = HOST_ORDER.iter().map(|s| s.to_string()).collect();
+    known.sort();
+    assert_eq!(files, known, "every file of host/ is in HOST_ORDER");
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}

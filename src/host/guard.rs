@@ -23,12 +23,14 @@
 //! Cases that use conntrack but change nothing on the host take the lock shared ([`shared`]):
 //! they run alongside each other but never while a host-global change is in force.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use super::active::{Active, NEXT_ID, active, restore_active, unpoisoned};
+use super::change::HostChange;
+use super::config::HostConfig;
 use super::error::HostError;
 use super::journal::{self, Entry, Journal, Liveness, Owner};
 use super::keys;
@@ -36,51 +38,6 @@ use super::lock::{self, HostLock, LockMode};
 use super::netns::InitialNetns;
 use super::recover::{OnLiveOwner, recover_locked};
 use super::signals;
-
-/// One host-global sysctl to set for the duration of a case, e.g.
-/// `net.netfilter.nf_conntrack_max` = `64`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostChange {
-    pub key: String,
-    pub value: String,
-}
-
-impl HostChange {
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> HostChange {
-        HostChange {
-            key: key.into(),
-            value: value.into(),
-        }
-    }
-}
-
-/// Where the journal is and how long to wait for the lock. [`apply`], [`shared`] and
-/// [`recover`](super::recover) use [`HostConfig::from_env`]; tests use their own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostConfig {
-    /// The journal file; `/run/twlab/host-journal.json` unless `TWLAB_HOST_JOURNAL` is set.
-    pub journal: PathBuf,
-    /// How long to wait for the host lock before giving up with [`HostError::LockTimeout`].
-    pub lock_timeout: Duration,
-}
-
-/// Default wait for the host lock: long enough for a queue of conntrack cases.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
-
-impl HostConfig {
-    pub fn from_env() -> HostConfig {
-        HostConfig {
-            journal: journal::journal_path_from_env(),
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-        }
-    }
-}
-
-impl Default for HostConfig {
-    fn default() -> HostConfig {
-        HostConfig::from_env()
-    }
-}
 
 /// Takes the exclusive host lock (waits for other twlab processes and threads), records the
 /// original values in the journal before changing anything, applies the values from this thread
@@ -96,29 +53,9 @@ pub fn shared() -> Result<SharedGuard, HostError> {
     HostConfig::from_env().shared()
 }
 
-/// A change in force in this process, for the guard's restore and the signal handler.
-#[derive(Debug)]
-pub(crate) struct Active {
-    pub journal: PathBuf,
-    pub changes: Vec<Entry>,
-    pub netns: Arc<InitialNetns>,
-}
-
-static ACTIVE: Mutex<BTreeMap<u64, Active>> = Mutex::new(BTreeMap::new());
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Set when a restore failed: the process keeps the exclusive lock (so nothing else runs against
 /// the changed setting) and refuses further host work; the journal is recovered after it exits.
 static POISON: Mutex<Option<(String, Vec<HostLock>)>> = Mutex::new(None);
-
-fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The changes in force in this process. Holding this blocks every restore and new change.
-pub(crate) fn active() -> MutexGuard<'static, BTreeMap<u64, Active>> {
-    unpoisoned(&ACTIVE)
-}
 
 fn check_poison() -> Result<(), HostError> {
     match &*unpoisoned(&POISON) {
@@ -135,39 +72,6 @@ fn poison(message: String, lock: HostLock) {
         Some((_, kept)) => kept.push(lock),
         None => *poison = Some((message, vec![lock])),
     }
-}
-
-/// Puts `entry.key` back to `entry.original`. Returns the value found if it had to be written,
-/// `None` if it already had its original value.
-pub(crate) fn restore_entry(
-    netns: &InitialNetns,
-    entry: &Entry,
-) -> Result<Option<String>, HostError> {
-    let found = netns.read(&entry.key)?;
-    if found == entry.original {
-        return Ok(None);
-    }
-    netns.write(&entry.key, &entry.original)?;
-    Ok(Some(found))
-}
-
-/// Restores every entry of `active` (last applied first) and removes its journal; returns the
-/// failures, if any, with the journal kept.
-pub(crate) fn restore_active(active: &Active) -> Result<(), String> {
-    let failures: Vec<String> = active
-        .changes
-        .iter()
-        .rev()
-        .filter_map(|e| restore_entry(&active.netns, e).err())
-        .map(|e| e.to_string())
-        .collect();
-    if !failures.is_empty() {
-        return Err(failures.join("; "));
-    }
-    if active.changes.is_empty() {
-        return Ok(());
-    }
-    journal::remove(&active.journal).map_err(|e| e.to_string())
 }
 
 impl HostConfig {

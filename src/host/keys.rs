@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use super::change::HostChange;
 use super::error::HostError;
-use super::guard::HostChange;
 
 /// The host-global sysctls a case may declare. Each is one limit for the whole machine, read-only
 /// inside a child network namespace, compared with every namespace's own count.

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::active::restore_entry;
+use super::config::HostConfig;
 use super::error::HostError;
-use super::guard::{HostConfig, restore_entry};
 use super::journal::{self, Liveness};
 use super::lock::{self, LockMode};
 use super::netns::InitialNetns;

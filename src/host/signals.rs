@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use super::active::{active, restore_active};
 use super::error::HostError;
-use super::guard::{active, restore_active};
 
 static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
 

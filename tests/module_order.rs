@@ -164,9 +164,8 @@ fn host_files_form_a_chain() {
     let mut violations = Vec::new();
     for (rank, file) in HOST_ORDER.iter().enumerate() {
         let text = std::fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap();
-        for line in text
-            .lines()
-            .filter(|l| l.trim_start().starts_with("use super::"))
+        for line in text.lines().filter(|l| l.starts_with("use super::"))
+        // top level: a test module's `use super::*` is its own
         {
             let used: String = line
                 .trim_start()

@@ -12,6 +12,7 @@ pub mod kernel;
 pub mod matrix;
 pub mod netns;
 pub mod observe;
+pub mod plan;
 pub mod runner;
 pub mod scenario;
 pub mod spawn;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first.
 const ORDER: &[&str] = &[
-    "vocab", "kernel", "host", "spawn", "topology", "case", "netns", "observe", "impair",
+    "vocab", "kernel", "host", "spawn", "topology", "case", "plan", "netns", "observe", "impair",
     "scenario", "expect", "runner", "matrix",
 ];
 

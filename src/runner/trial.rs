@@ -14,6 +14,7 @@ use crate::observe::{
     Capture, CounterError, Counters, KernelLog, KernelLogError, PacketTap, TapError,
     read_conntrack_stats,
 };
+use crate::plan::{PlanError, PlanStep, compile};
 use crate::scenario::{Engine, EngineError, program_installed};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum TrialError {
     Impair(#[from] ImpairError),
     #[error("failed to capture packets: {0}")]
     Tap(#[from] TapError),
+    #[error("the steps cannot run in this trial: {0}")]
+    Plan(#[from] PlanError),
     #[error("failed to run the steps: {0}")]
     Engine(#[from] EngineError),
     #[error("failed to read counters: {0}")]
@@ -189,8 +192,10 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     } else {
         None
     };
+    // Compiled before anything is built: a step that cannot run here stops the trial first.
+    let plan = compile(&case.steps, &case.topology, family, &case.vars)?;
     let mut prepared = prepare(case, backend)?;
-    let ran = run_steps(case, family, &mut prepared)?;
+    let ran = run_steps(case, &plan, &mut prepared)?;
     let setup = prepared.lab.setup_time;
     let Prepared {
         lab,
@@ -361,8 +366,8 @@ fn prepare(
 /// Runs the steps, then takes the readings after them: taps and impairments stop even when a
 /// step failed (then the failure is returned); background programs run until every
 /// observation is made.
-fn run_steps(case: &Case, family: Family, p: &mut Prepared) -> Result<Ran, TrialError> {
-    let mut engine = Engine::new(&p.lab, &case.topology, family)?;
+fn run_steps(case: &Case, plan: &[PlanStep<'_>], p: &mut Prepared) -> Result<Ran, TrialError> {
+    let mut engine = Engine::new(&p.lab, &case.topology)?;
     engine.impairments = p.impairments.take();
     engine.conntrack_ns = p.conntrack_ns.clone();
     engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
@@ -371,9 +376,8 @@ fn run_steps(case: &Case, family: Family, p: &mut Prepared) -> Result<Ran, Trial
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    engine.vars = case.vars.iter().cloned().collect();
     let started = Instant::now();
-    let ran = engine.run(&case.steps);
+    let ran = engine.run(plan);
     let run = started.elapsed();
     let impairments = engine.impairments.take();
     let captures: Vec<Capture> = std::mem::take(&mut p.taps)

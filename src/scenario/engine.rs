@@ -9,15 +9,16 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use netlink_packet_sock_diag::inet::StateFlags;
-use serde_saphyr::Spanned;
 
-use crate::case::{Close, CloseHow, Family, Listen, PeerAction, RecvStep, Role, SendStep, Step};
+use crate::case::{Close, CloseHow, Listen, PeerAction, RecvStep, Role, SendStep};
 use crate::case::{Inject, Shutdown};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
+use crate::plan::{Control, Op, OpKind, PlanStep};
 use crate::topology::Topology;
 
+use super::exec::Filled;
 use super::inject;
 use super::outcome::StepRecord;
 use super::program::{ProgramRun, Running};
@@ -86,6 +87,8 @@ fn listener_for<'a>(listeners: &'a HashMap<String, Listener>, conn: &Conn) -> Op
 struct ConnectArgs {
     from: String,
     remote: SocketAddr,
+    /// The client namespace's own address, for an explicit bind.
+    local_ip: IpAddr,
     local_port: Option<u16>,
     reuseaddr: bool,
     bind_address_no_port: bool,
@@ -110,7 +113,6 @@ struct Conn {
 pub struct Engine<'a> {
     pub(super) lab: &'a Lab,
     pub(super) topology: &'a Topology,
-    pub(super) family: Family,
     pub(super) diag: BTreeMap<String, SockDiag>,
     listeners: HashMap<String, Listener>,
     conns: HashMap<String, Conn>,
@@ -128,8 +130,6 @@ pub struct Engine<'a> {
     pub samples: Vec<SocketSample>,
     /// Where `exec` steps run by default and resolve a relative `cwd`: the case file's directory.
     pub case_dir: std::path::PathBuf,
-    /// The case's `vars:`, for `{NAME}` placeholders.
-    pub vars: BTreeMap<String, String>,
     /// Background programs still running, in start order.
     pub(super) running: Vec<Running>,
     /// Programs that have ended (or were stopped), in the order they ended.
@@ -137,7 +137,7 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(lab: &'a Lab, topology: &'a Topology, family: Family) -> Result<Self, EngineError> {
+    pub fn new(lab: &'a Lab, topology: &'a Topology) -> Result<Self, EngineError> {
         let mut diag = BTreeMap::new();
         for ns in lab.namespaces() {
             diag.insert(ns.name().to_string(), ns.run(SockDiag::open)??);
@@ -145,7 +145,6 @@ impl<'a> Engine<'a> {
         Ok(Engine {
             lab,
             topology,
-            family,
             diag,
             listeners: HashMap::new(),
             conns: HashMap::new(),
@@ -157,13 +156,12 @@ impl<'a> Engine<'a> {
             records: Vec::new(),
             samples: Vec::new(),
             case_dir: std::path::PathBuf::from("."),
-            vars: BTreeMap::new(),
             running: Vec::new(),
             program_runs: Vec::new(),
         })
     }
 
-    pub fn run(&mut self, steps: &[Spanned<Step>]) -> Result<(), EngineError> {
+    pub fn run(&mut self, steps: &[PlanStep<'_>]) -> Result<(), EngineError> {
         self.start = Instant::now();
         self.run_block(steps, None, false)?;
         Ok(())
@@ -193,44 +191,16 @@ impl<'a> Engine<'a> {
     /// Runs the steps; true if one of them failed. With `stop_on_failure`, stops there.
     fn run_block(
         &mut self,
-        steps: &[Spanned<Step>],
+        steps: &[PlanStep<'_>],
         iteration: Option<u32>,
         stop_on_failure: bool,
     ) -> Result<bool, EngineError> {
         let mut failed = false;
         for step in steps {
             let before = self.records.len();
-            let line = step.referenced.line();
-            match &step.value {
-                Step::Repeat(r) => {
-                    for i in 1..=r.times.value {
-                        let f = self.run_block(&r.steps, Some(i), r.until_error)?;
-                        failed |= f;
-                        if f && r.until_error {
-                            break;
-                        }
-                    }
-                }
-                Step::Sleep(d) => std::thread::sleep(d.0),
-                Step::Impair(spec) => {
-                    if let Some(i) = self.impairments.as_mut() {
-                        i.apply(self.lab, self.topology, spec)?;
-                    }
-                }
-                Step::SetDrop(d) => {
-                    if let Some(i) = self.impairments.as_mut() {
-                        i.set_drop(self.lab, &d.name.value, d.active)?;
-                    }
-                }
-                Step::Stop(label) => self.stop_programs(Some(&label.value), "stop step"),
-                Step::Sample(s) => {
-                    if let Some(at) = s.at {
-                        std::thread::sleep(at.0.saturating_sub(self.start.elapsed()));
-                    }
-                    let sample = self.sample(&s.label)?;
-                    self.samples.push(sample);
-                }
-                other => self.run_socket_step(other, line, iteration)?,
+            match step {
+                PlanStep::Control(c) => failed |= self.control(c)?,
+                PlanStep::Op(op) => self.run_op(op, iteration)?,
             }
             failed |= self.records[before..]
                 .iter()
@@ -242,17 +212,52 @@ impl<'a> Engine<'a> {
         Ok(failed)
     }
 
-    fn run_socket_step(
-        &mut self,
-        step: &Step,
-        line: u64,
-        iteration: Option<u32>,
-    ) -> Result<(), EngineError> {
-        let label = step.label().unwrap_or(step.kind()).to_string();
+    /// A control step; true if a repeated block failed.
+    fn control(&mut self, c: &Control<'_>) -> Result<bool, EngineError> {
+        let mut failed = false;
+        match c {
+            Control::Repeat {
+                times,
+                until_error,
+                steps,
+            } => {
+                for i in 1..=*times {
+                    let f = self.run_block(steps, Some(i), *until_error)?;
+                    failed |= f;
+                    if f && *until_error {
+                        break;
+                    }
+                }
+            }
+            Control::Sleep(d) => std::thread::sleep(*d),
+            Control::Impair(spec) => {
+                if let Some(i) = self.impairments.as_mut() {
+                    i.apply(self.lab, self.topology, spec)?;
+                }
+            }
+            Control::SetDrop { name, active } => {
+                if let Some(i) = self.impairments.as_mut() {
+                    i.set_drop(self.lab, name, *active)?;
+                }
+            }
+            Control::Stop { label } => self.stop_programs(Some(label), "stop step"),
+            Control::Sample { label, at } => {
+                if let Some(at) = at {
+                    std::thread::sleep(at.saturating_sub(self.start.elapsed()));
+                }
+                let sample = self.sample(label)?;
+                self.samples.push(sample);
+            }
+        }
+        Ok(failed)
+    }
+
+    fn run_op(&mut self, op: &Op<'_>, iteration: Option<u32>) -> Result<(), EngineError> {
+        let line = op.line;
         let started = Instant::now();
         let mut rec = StepRecord {
-            label,
-            kind: step.kind(),
+            label: op.label.to_string(),
+            kind: op.kind_name,
             line,
             iteration,
             outcome: Outcome::Ok,
@@ -261,19 +266,24 @@ impl<'a> Engine<'a> {
             detail: String::new(),
         };
         let mut extra = Vec::new();
-        match step {
-            Step::Listen(l) => self.listen(l, &mut rec)?,
-            Step::CloseListener(c) => match self.listeners.remove(&c.name) {
+        match &op.kind {
+            OpKind::Listen { step, addr } => self.listen(step, *addr, &mut rec)?,
+            OpKind::CloseListener(c) => match self.listeners.remove(&c.name) {
                 Some(l) => {
                     rec.detail = format!("{} in {}", l.addr, l.ns);
                     rec.outcome = so::close(l.fd);
                 }
                 None => rec.outcome = Outcome::Skipped(format!("no open listener `{}`", c.name)),
             },
-            Step::Connect(c) => {
+            OpKind::Connect {
+                step: c,
+                remote,
+                local_ip,
+            } => {
                 let args = ConnectArgs {
                     from: c.from.value.clone(),
-                    remote: SocketAddr::new(self.resolve(&c.to.value), c.port),
+                    remote: *remote,
+                    local_ip: *local_ip,
                     local_port: c.local_port,
                     reuseaddr: c.reuseaddr,
                     bind_address_no_port: c.bind_address_no_port,
@@ -282,7 +292,7 @@ impl<'a> Engine<'a> {
                 };
                 self.connect(args, &c.name, &mut rec)?;
             }
-            Step::Reconnect(r) => match self
+            OpKind::Reconnect(r) => match self
                 .conns
                 .get(&r.conn)
                 .and_then(|c| c.local.map(|l| (l, c)))
@@ -291,6 +301,7 @@ impl<'a> Engine<'a> {
                     let args = ConnectArgs {
                         from: c.client_ns.clone(),
                         remote: c.remote,
+                        local_ip: local.ip(),
                         local_port: Some(local.port()),
                         reuseaddr: c.reuseaddr,
                         bind_address_no_port: false,
@@ -306,19 +317,23 @@ impl<'a> Engine<'a> {
                     ));
                 }
             },
-            Step::Close(c) => extra = self.close(c, &mut rec)?,
-            Step::Send(s) => self.send(s, &mut rec),
-            Step::Recv(r) => self.recv(r, &mut rec),
-            Step::Inject(i) => self.inject(i, &mut rec)?,
-            Step::Shutdown(s) => self.shutdown(s, &mut rec),
-            Step::Exec(e) => self.exec(e, line, &mut rec)?,
-            Step::Sleep(_)
-            | Step::Sample(_)
-            | Step::Repeat(_)
-            | Step::Impair(_)
-            | Step::SetDrop(_)
-            | Step::Stop(_) => {
-                unreachable!("handled by run_block")
+            OpKind::Close(c) => extra = self.close(c, &mut rec)?,
+            OpKind::Send(s) => self.send(s, &mut rec),
+            OpKind::Recv(r) => self.recv(r, &mut rec),
+            OpKind::Inject(i) => self.inject(i, &mut rec)?,
+            OpKind::Shutdown(s) => self.shutdown(s, &mut rec),
+            OpKind::Exec {
+                step,
+                argv,
+                env,
+                ready_output,
+            } => {
+                let filled = Filled {
+                    argv: argv.clone(),
+                    env: env.clone(),
+                    ready_output: ready_output.clone(),
+                };
+                self.exec(step, filled, line, &mut rec)?
             }
         }
         rec.duration = started.elapsed();
@@ -327,31 +342,18 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn resolve(&self, target: &str) -> IpAddr {
-        match target {
-            "any" => match self.family {
-                Family::Ipv4 => IpAddr::from([0u8; 4]),
-                Family::Ipv6 => IpAddr::from([0u16; 8]),
-            },
-            ns if self.topology.has_namespace(ns) => self
-                .topology
-                .address_of(ns, self.family)
-                .expect("validated: every namespace used as an address has a link"),
-            literal => literal.parse().expect("validated: an address literal"),
-        }
-    }
-
     /// The namespace that owns an address, if the topology assigns it.
     fn owner_of(&self, ip: IpAddr) -> Option<String> {
         self.topology.owner_of(ip).map(str::to_string)
     }
 
-    fn listen(&mut self, l: &Listen, rec: &mut StepRecord) -> Result<(), EngineError> {
-        let ip = match &l.addr {
-            Some(a) => self.resolve(&a.value),
-            None => self.resolve(&l.on.value),
-        };
-        let addr = SocketAddr::new(ip, l.port);
+    fn listen(
+        &mut self,
+        l: &Listen,
+        addr: SocketAddr,
+        rec: &mut StepRecord,
+    ) -> Result<(), EngineError> {
+        let ip = addr.ip();
         rec.detail = format!("{addr} in {}", l.on.value);
         let (reuse, backlog) = (l.reuseaddr, l.backlog);
         let result = self
@@ -390,7 +392,7 @@ impl<'a> Engine<'a> {
         rec: &mut StepRecord,
     ) -> Result<(), EngineError> {
         let remote = c.remote;
-        let local_ip = self.resolve(&c.from);
+        let local_ip = c.local_ip;
         let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
         let device = c.bind_device.clone();
         let bind_to = (no_port || local_port.is_some())

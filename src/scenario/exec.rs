@@ -1,58 +1,33 @@
-//! The engine's `exec` and `stop` steps: programs started in a namespace, with the case's
-//! addresses and vars filled into their arguments, and readiness waited for, never slept for.
+//! The engine's `exec` and `stop` steps: programs started in a namespace with the arguments
+//! the plan filled in, and readiness waited for, never slept for.
 
 use std::time::{Duration, Instant};
 
 use netlink_packet_sock_diag::inet::StateFlags;
 
-use crate::case::{
-    Exec, Family, Placeholder, Ready, default_exec_timeout, fill_placeholders, parse_placeholders,
-};
+use crate::case::{Exec, Ready, default_exec_timeout};
 
 use super::engine::{Engine, EngineError, NotReady};
 use super::outcome::StepRecord;
 use super::program::{self, Exit, ProgramRun, ProgramSpec, Running};
 use crate::vocab::Outcome;
 
+/// What the plan filled in for one `exec` step.
+pub(super) struct Filled {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ready_output: Option<String>,
+}
+
 /// Lines of output quoted in a readiness error.
 const TAIL_LINES: usize = 5;
 
 impl Engine<'_> {
-    /// A template with its placeholders filled in for this trial (checked when the case loaded).
-    pub(super) fn fill(&self, template: &str) -> String {
-        match parse_placeholders(template) {
-            Ok(segments) => fill_placeholders(&segments, |p| self.placeholder_value(p)),
-            Err(_) => template.to_string(),
-        }
-    }
-
-    fn placeholder_value(&self, p: &Placeholder) -> String {
-        let addr = |ns: &str, family: Family| {
-            self.topology
-                .address_of(ns, family)
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        };
-        match p {
-            Placeholder::Addr(ns) => addr(ns, self.family),
-            Placeholder::Host(ns) => match self.family {
-                Family::Ipv4 => addr(ns, Family::Ipv4),
-                Family::Ipv6 => format!("[{}]", addr(ns, Family::Ipv6)),
-            },
-            Placeholder::Ipv4(ns) => addr(ns, Family::Ipv4),
-            Placeholder::Ipv6(ns) => addr(ns, Family::Ipv6),
-            Placeholder::Family => self.family.name().to_string(),
-            Placeholder::Any => match self.family {
-                Family::Ipv4 => "0.0.0.0".into(),
-                Family::Ipv6 => "::".into(),
-            },
-            Placeholder::Var(v) => self.vars.get(v).cloned().unwrap_or_default(),
-        }
-    }
-
+    /// `argv`, `env` and `ready_output` come from the plan, placeholders filled in.
     pub(super) fn exec(
         &mut self,
         e: &Exec,
+        filled: Filled,
         line: u64,
         rec: &mut StepRecord,
     ) -> Result<(), EngineError> {
@@ -60,12 +35,8 @@ impl Engine<'_> {
             label: rec.label.clone(),
             ns: e.on.value.clone(),
             line,
-            argv: e.argv.value.iter().map(|a| self.fill(&a.value.0)).collect(),
-            env: e
-                .env
-                .iter()
-                .map(|(k, v)| (k.value.clone(), self.fill(&v.value.0)))
-                .collect(),
+            argv: filled.argv,
+            env: filled.env,
             cwd: match &e.cwd {
                 Some(dir) => self.case_dir.join(&dir.value),
                 None => self.case_dir.clone(),
@@ -88,7 +59,7 @@ impl Engine<'_> {
         };
         if e.background {
             if let Some(ready) = &e.ready {
-                let running = self.wait_ready(running, &ready.value)?;
+                let running = self.wait_ready(running, &ready.value, filled.ready_output)?;
                 self.running.push(running);
             } else {
                 self.running.push(running);
@@ -116,9 +87,13 @@ impl Engine<'_> {
     }
 
     /// Waits until the program is ready; an error naming what never happened otherwise.
-    fn wait_ready(&self, mut running: Running, ready: &Ready) -> Result<Running, EngineError> {
+    fn wait_ready(
+        &self,
+        mut running: Running,
+        ready: &Ready,
+        text: Option<String>,
+    ) -> Result<Running, EngineError> {
         let deadline = Instant::now() + ready.timeout.0;
-        let text = ready.output.as_ref().map(|o| self.fill(&o.value.0));
         let what = match (ready.listening, &text) {
             (Some(port), _) => format!(
                 "no TCP socket listened on port {port} in `{}`",

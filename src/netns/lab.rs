@@ -19,6 +19,10 @@ pub enum LabError {
     Link { ns: String, source: LinkError },
     #[error("failed to set a sysctl of the topology in `{ns}`: {source}")]
     Forwarding { ns: String, source: SysctlIssue },
+    #[error(
+        "route of `{ns}` via `{via}`: they share no link (topologies loaded from files are checked for this)"
+    )]
+    NoGateway { ns: String, via: String },
 }
 
 pub struct Lab {
@@ -114,7 +118,10 @@ impl Lab {
             for family in [Family::Ipv4, Family::Ipv6] {
                 let gw = topology
                     .gateway(ns, via, family)
-                    .expect("validated: they share a link");
+                    .ok_or_else(|| LabError::NoGateway {
+                        ns: ns.clone(),
+                        via: via.clone(),
+                    })?;
                 lab.ns(ns)
                     .run(move || link::default_route(gw))?
                     .map_err(|source| LabError::Link {

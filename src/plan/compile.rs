@@ -178,3 +178,121 @@ pub fn compile<'c>(
     }
     .steps(steps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{Case, load_case_source};
+
+    const CASE: &str = "name: n
+description: d
+topology: pair
+families: [ipv4, ipv6]
+vars:
+  port: 8080
+steps:
+  - listen: {on: server, port: 8080}
+  - listen: {on: server, addr: any, port: 8081, name: wild}
+  - repeat:
+      times: 2
+      steps:
+        - connect: {from: client, to: server, port: 8080}
+        - sleep: 10ms
+  - exec: {on: client, argv: [curl, \"http://{server.host}:{port}/\", \"{family}\"], label: get}
+expect:
+  - result: listen
+    all: ok
+";
+
+    fn case() -> Case {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        load_case_source(&root, &root.join("plan.yaml"), CASE.into()).unwrap()
+    }
+
+    fn ops<'a>(steps: &'a [PlanStep<'a>], out: &mut Vec<&'a Op<'a>>) {
+        for s in steps {
+            match s {
+                PlanStep::Op(op) => out.push(op),
+                PlanStep::Control(Control::Repeat { steps, .. }) => ops(steps, out),
+                PlanStep::Control(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_and_placeholders_are_resolved_for_the_family() {
+        let case = case();
+        for (family, listen, wild, remote, local, argv) in [
+            (
+                Family::Ipv4,
+                "198.18.0.2:8080",
+                "0.0.0.0:8081",
+                "198.18.0.2:8080",
+                "198.18.0.1",
+                "http://198.18.0.2:8080/ ipv4",
+            ),
+            (
+                Family::Ipv6,
+                "[fd00::2]:8080",
+                "[::]:8081",
+                "[fd00::2]:8080",
+                "fd00::1",
+                "http://[fd00::2]:8080/ ipv6",
+            ),
+        ] {
+            let plan = compile(&case.steps, &case.topology, family, &case.vars).unwrap();
+            let mut found = Vec::new();
+            ops(&plan, &mut found);
+            let text: Vec<String> = found
+                .iter()
+                .map(|op| match &op.kind {
+                    OpKind::Listen { addr, .. } => addr.to_string(),
+                    OpKind::Connect {
+                        remote, local_ip, ..
+                    } => format!("{remote} from {local_ip}"),
+                    OpKind::Exec { argv, .. } => argv[1..].join(" "),
+                    _ => String::new(),
+                })
+                .collect();
+            assert_eq!(
+                text,
+                [
+                    listen.to_string(),
+                    wild.to_string(),
+                    format!("{remote} from {local}"),
+                    argv.to_string()
+                ],
+                "{family:?}"
+            );
+            let labels: Vec<&str> = found.iter().map(|op| op.label).collect();
+            assert_eq!(labels, ["listen", "listen", "connect", "get"]);
+        }
+    }
+
+    #[test]
+    fn control_steps_stay_apart_from_operations() {
+        let case = case();
+        let plan = compile(&case.steps, &case.topology, Family::Ipv4, &case.vars).unwrap();
+        let PlanStep::Control(Control::Repeat { times, steps, .. }) = &plan[2] else {
+            panic!("the repeat is a control step: {:?}", plan[2]);
+        };
+        assert_eq!(*times, 2);
+        assert!(matches!(steps[0], PlanStep::Op(_)));
+        assert!(matches!(
+            steps[1],
+            PlanStep::Control(Control::Sleep(d)) if d == std::time::Duration::from_millis(10)
+        ));
+    }
+
+    #[test]
+    fn a_target_without_an_address_is_an_error_not_a_panic() {
+        let case = case();
+        let mut topology = case.topology.clone();
+        topology.links.clear();
+        let err = compile(&case.steps, &topology, Family::Ipv4, &case.vars).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 8: `server` has no ipv4 address in topology `pair`"
+        );
+    }
+}

@@ -98,21 +98,19 @@ pub enum Check {
 }
 
 /// Which of a program's output streams a check reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum OutputStream {
     Stdout,
     Stderr,
     /// Either of them.
+    #[strum(serialize = "output")]
     Either,
 }
 
 impl OutputStream {
     pub fn name(self) -> &'static str {
-        match self {
-            OutputStream::Stdout => "stdout",
-            OutputStream::Stderr => "stderr",
-            OutputStream::Either => "output",
-        }
+        self.into()
     }
 }
 

@@ -15,7 +15,8 @@ use super::nft::{self, DropRule, NftError};
 use super::offload::segmentation_off;
 use super::qdisc::{NetemParams, Qdisc, root_drops, set_root};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum ResolvedBackend {
     Netem,
     Substitute,
@@ -24,10 +25,7 @@ pub enum ResolvedBackend {
 impl ResolvedBackend {
     /// The name `when: backend ...` conditions and the kernel-matrix table use.
     pub fn name(self) -> &'static str {
-        match self {
-            ResolvedBackend::Netem => "netem",
-            ResolvedBackend::Substitute => "substitute",
-        }
+        self.into()
     }
 }
 

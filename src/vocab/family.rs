@@ -2,8 +2,10 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Names are one table for the case files (serde) and the reports (strum): `ipv4`, `ipv6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Family {
     Ipv4,
     Ipv6,
@@ -11,16 +13,14 @@ pub enum Family {
 
 impl Family {
     pub fn name(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-        }
+        self.into()
     }
 }
 
 /// One side of a connection: the one that called connect() or the one that accepted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     Client,
     Server,
@@ -34,9 +34,6 @@ impl Role {
         }
     }
     pub fn name(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-        }
+        self.into()
     }
 }

@@ -6,7 +6,8 @@ use std::fmt;
 /// SYN (SYN_ACK when ACK is set too), FIN (also FIN|ACK and FIN with data), DATA (payload),
 /// ACK (ACK set, no payload). A segment with no ACK, no SYN/FIN/RST and no payload, which Linux
 /// never sends, is counted as DATA ("anything else").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TcpKind {
     Syn,
     SynAck,
@@ -50,14 +51,7 @@ impl TcpKind {
     ];
 
     pub fn name(self) -> &'static str {
-        match self {
-            TcpKind::Syn => "SYN",
-            TcpKind::SynAck => "SYN_ACK",
-            TcpKind::Fin => "FIN",
-            TcpKind::Rst => "RST",
-            TcpKind::Ack => "ACK",
-            TcpKind::Data => "DATA",
-        }
+        self.into()
     }
 
     /// Accepts the names above in any case, with `-` for `_` (SYN-ACK).
@@ -96,6 +90,12 @@ impl fmt::Display for TcpKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_pinned() {
+        let names: Vec<&str> = ALL_KINDS.iter().map(|k| k.name()).collect();
+        assert_eq!(names, ["SYN", "SYN_ACK", "FIN", "RST", "ACK", "DATA"]);
+    }
 
     #[test]
     fn names_round_trip() {

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Names as the kernel's headers spell them (`TIME_WAIT`, `FIN_WAIT1`), from one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TcpState {
     Established = 1,
     SynSent = 2,
@@ -39,20 +41,7 @@ impl TcpState {
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTABLISHED",
-            TcpState::SynSent => "SYN_SENT",
-            TcpState::SynRecv => "SYN_RECV",
-            TcpState::FinWait1 => "FIN_WAIT1",
-            TcpState::FinWait2 => "FIN_WAIT2",
-            TcpState::TimeWait => "TIME_WAIT",
-            TcpState::Close => "CLOSE",
-            TcpState::CloseWait => "CLOSE_WAIT",
-            TcpState::LastAck => "LAST_ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-            TcpState::NewSynRecv => "NEW_SYN_RECV",
-        }
+        self.into()
     }
 
     /// Accepts the kernel's names and `ss`'s (TIME-WAIT), in any case.
@@ -73,5 +62,35 @@ impl TcpState {
 impl fmt::Display for TcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_kernels_and_round_trip() {
+        let names: Vec<&str> = ALL_STATES.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "ESTABLISHED",
+                "SYN_SENT",
+                "SYN_RECV",
+                "FIN_WAIT1",
+                "FIN_WAIT2",
+                "TIME_WAIT",
+                "CLOSE",
+                "CLOSE_WAIT",
+                "LAST_ACK",
+                "LISTEN",
+                "CLOSING",
+                "NEW_SYN_RECV"
+            ]
+        );
+        for s in ALL_STATES {
+            assert_eq!(TcpState::from_name(s.name()), Some(s));
+        }
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::journal;
 
-/// Where the journal is and how long to wait for the lock. [`apply`](super::apply),
-/// [`shared`](super::shared) and [`recover`](super::recover) use [`HostConfig::from_env`]; tests use their own.
+/// Where the journal is and how long to wait for the lock. `host::apply`, `host::shared` and
+/// `host::recover` use [`HostConfig::from_env`]; tests use their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// The journal file; `/run/twlab/host-journal.json` unless `TWLAB_HOST_JOURNAL` is set.

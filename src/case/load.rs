@@ -58,7 +58,7 @@ impl Case {
             || in_steps(&self.steps)
     }
 
-    /// The programs `exec` steps start (their argv[0]), each once, in step order.
+    /// The programs `exec` steps start (their `argv[0]`), each once, in step order.
     pub fn programs(&self) -> Vec<&str> {
         fn walk<'a>(steps: &'a [Spanned<Step>], out: &mut Vec<&'a str>) {
             for s in steps {

@@ -11,7 +11,7 @@ use super::journal;
 pub struct HostConfig {
     /// The journal file; `/run/twlab/host-journal.json` unless `TWLAB_HOST_JOURNAL` is set.
     pub journal: PathBuf,
-    /// How long to wait for the host lock before giving up with [`HostError::LockTimeout`].
+    /// How long to wait for the host lock before giving up with `HostError::LockTimeout`.
     pub lock_timeout: Duration,
 }
 

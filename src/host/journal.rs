@@ -2,7 +2,7 @@
 //!
 //! Written before anything changes and removed after everything is restored, so a journal found
 //! at start-up whose owner is gone means settings were left changed. The owner is named by pid
-//! *and* start time (field 22 of /proc/<pid>/stat), so a recycled pid is not taken for it, and
+//! *and* start time (field 22 of `/proc/<pid>/stat`), so a recycled pid is not taken for it, and
 //! by boot id, so a journal kept across a reboot (when the settings went back to the boot
 //! values anyway) is discarded rather than replayed.
 //!

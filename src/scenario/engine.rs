@@ -8,8 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use netlink_packet_sock_diag::inet::StateFlags;
-
 use crate::case::{Close, CloseHow, Listen, PeerAction, RecvStep, Role, SendStep};
 use crate::case::{Inject, Shutdown};
 use crate::impair::{ImpairError, LinkImpairments};
@@ -23,7 +21,7 @@ use super::inject;
 use super::outcome::StepRecord;
 use super::program::{ProgramRun, Running};
 use super::socket::{self as so, RecvEnd};
-use crate::vocab::Outcome;
+use crate::vocab::{Outcome, TcpState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -612,17 +610,20 @@ impl<'a> Engine<'a> {
     /// next step sees the end state of this close rather than a race with it.
     fn settle(&self, a: SocketAddr, b: SocketAddr, limit: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + limit;
-        let mid_close = StateFlags::FIN_WAIT1
-            | StateFlags::FIN_WAIT2
-            | StateFlags::CLOSING
-            | StateFlags::LAST_ACK;
+        let mid_close = |row: Option<SocketRow>| {
+            row.is_some_and(|r| {
+                matches!(
+                    r.state,
+                    TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
+                )
+            })
+        };
         loop {
+            // Exact 4-tuple lookups, both ways round, in every namespace: no table walk per
+            // close (a dump walks the whole established hash of the namespace).
             let mut busy = false;
             for d in self.diag.values() {
-                busy |= d
-                    .dump(mid_close.clone())?
-                    .iter()
-                    .any(|r| (r.local == a && r.remote == b) || (r.local == b && r.remote == a));
+                busy |= mid_close(d.lookup(a, b)?) || mid_close(d.lookup(b, a)?);
             }
             if !busy || Instant::now() >= deadline {
                 return Ok(());

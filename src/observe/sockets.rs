@@ -86,8 +86,6 @@ impl SockDiag {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<Option<SocketRow>, SockDiagError> {
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST;
         let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
         let socket_id = SocketId {
             source_port: local.port(),
@@ -98,21 +96,7 @@ impl SockDiag {
             // INET_DIAG_NOCOOKIE: any socket with this 4-tuple.
             cookie: [0xff; 8],
         };
-        let mut packet = NetlinkMessage::new(
-            header,
-            SockDiagMessage::InetRequest(InetRequest {
-                family,
-                protocol: IPPROTO_TCP,
-                extensions: ExtensionFlags::INFO,
-                states: StateFlags::all(),
-                socket_id,
-            })
-            .into(),
-        );
-        packet.finalize();
-        let mut buf = vec![0; packet.buffer_len()];
-        packet.serialize(&mut buf[..]);
-        self.socket.send(&buf, 0).map_err(SockDiagError::Io)?;
+        self.request(NLM_F_REQUEST, family, StateFlags::all(), socket_id)?;
         let mut recv = vec![0u8; 1 << 16];
         let size = self
             .socket
@@ -132,19 +116,16 @@ impl SockDiag {
         }
     }
 
-    fn dump_family(
+    /// Sends one inet_diag request for TCP sockets, asking for tcp_info.
+    fn request(
         &self,
+        flags: u16,
         family: u8,
         states: StateFlags,
-        rows: &mut Vec<SocketRow>,
+        socket_id: SocketId,
     ) -> Result<(), SockDiagError> {
         let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let socket_id = if family == AF_INET {
-            SocketId::new_v4()
-        } else {
-            SocketId::new_v6()
-        };
+        header.flags = flags;
         let mut packet = NetlinkMessage::new(
             header,
             SockDiagMessage::InetRequest(InetRequest {
@@ -160,7 +141,21 @@ impl SockDiag {
         let mut buf = vec![0; packet.buffer_len()];
         packet.serialize(&mut buf[..]);
         self.socket.send(&buf, 0).map_err(SockDiagError::Io)?;
+        Ok(())
+    }
 
+    fn dump_family(
+        &self,
+        family: u8,
+        states: StateFlags,
+        rows: &mut Vec<SocketRow>,
+    ) -> Result<(), SockDiagError> {
+        let socket_id = if family == AF_INET {
+            SocketId::new_v4()
+        } else {
+            SocketId::new_v6()
+        };
+        self.request(NLM_F_REQUEST | NLM_F_DUMP, family, states, socket_id)?;
         let mut recv = vec![0u8; 1 << 16];
         loop {
             let size = self

@@ -97,7 +97,9 @@ impl SockDiag {
             cookie: [0xff; 8],
         };
         self.request(NLM_F_REQUEST, family, StateFlags::all(), socket_id)?;
-        let mut recv = vec![0u8; 1 << 16];
+        // One socket's answer (inet_diag_msg and tcp_info) is a few hundred bytes; this runs
+        // on every round of a close's settle, so no heap buffer.
+        let mut recv = [0u8; 8192];
         let size = self
             .socket
             .recv(&mut &mut recv[..], 0)

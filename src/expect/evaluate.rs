@@ -237,14 +237,22 @@ fn judge_sockets(check: &Check, obs: &Observations) -> (bool, String) {
                 .filter_map(|r| if *min { r.min_rtt_us } else { r.rtt_us })
                 .map(|us| f64::from(us) / 1000.0)
                 .collect();
-            let ok = !rtts.is_empty() && rtts.iter().all(|ms| cmp.holds(ms.round() as i64));
+            // Compared in whole milliseconds (rounded), as the case writes them; both shown, so
+            // that 1.50 ms passing `at_most: 2` or failing `at_most: 1` reads right.
+            let rounded: Vec<i64> = rtts.iter().map(|ms| ms.round() as i64).collect();
+            let ok = !rtts.is_empty() && rounded.iter().all(|ms| cmp.holds(*ms));
             let shown: Vec<String> = rtts.iter().map(|ms| format!("{ms:.2}")).collect();
+            let whole: Vec<String> = rounded.iter().map(i64::to_string).collect();
             (
                 ok,
                 if rtts.is_empty() {
                     "no matching socket with tcp_info".into()
                 } else {
-                    format!("{} ms", shown.join(", "))
+                    format!(
+                        "{} ms (compared as {} ms)",
+                        shown.join(", "),
+                        whole.join(", ")
+                    )
                 },
             )
         }
@@ -352,12 +360,15 @@ fn judge_kernel(check: &Check, obs: &Observations) -> (bool, String) {
             };
             (cmp.holds(matching.len() as i64), shown)
         }
-        Check::Counter { ns, name, cmp } => match obs.counters.get(ns).and_then(|c| c.get(name)) {
-            Some(d) => (cmp.holds(d), format!("{d:+}")),
-            None => (
-                false,
-                format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
-            ),
+        Check::Counter { ns, name, cmp } => match obs.counters.get(ns) {
+            None => (false, format!("no counters were read in `{ns}`")),
+            Some(counters) => match counters.get(name) {
+                Some(d) => (cmp.holds(d), format!("{d:+}")),
+                None => (
+                    false,
+                    format!("{name} is not a counter this kernel has in /proc/net/netstat or snmp"),
+                ),
+            },
         },
         _ => (false, format!("not a kernel check: {check}")),
     }

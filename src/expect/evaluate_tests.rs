@@ -349,15 +349,15 @@ fn socket_rtt_bounds_every_matching_socket() {
     // 1.5 and 2.25 ms are compared rounded: 2 and 2.
     assert_eq!(
         judged(rtt(any(), Comparison::Between(2, 3), false), &obs),
-        pass("1.50, 2.25 ms")
+        pass("1.50, 2.25 ms (compared as 2, 2 ms)")
     );
     assert_eq!(
         judged(rtt(any(), Comparison::AtMost(1), false), &obs),
-        fail("1.50, 2.25 ms")
+        fail("1.50, 2.25 ms (compared as 2, 2 ms)")
     );
     assert_eq!(
         judged(rtt(any(), Comparison::Eq(1), true), &obs),
-        pass("1.00, 1.20 ms")
+        pass("1.00, 1.20 ms (compared as 1, 1 ms)")
     );
     let listening = SocketFilter {
         state: Some(TcpState::Listen),
@@ -750,6 +750,16 @@ fn unknown_counter_fails() {
     assert_eq!(
         judged(check, &obs),
         fail("TcpExt.NoSuchCounter is not a counter this kernel has in /proc/net/netstat or snmp")
+    );
+    // A namespace whose counters were never read is not a missing counter.
+    let check = Check::Counter {
+        ns: "server".into(),
+        name: "TcpExt.TW".into(),
+        cmp: Comparison::AtLeast(0),
+    };
+    assert_eq!(
+        judged(check, &obs),
+        fail("no counters were read in `server`")
     );
 }
 

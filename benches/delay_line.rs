@@ -137,6 +137,8 @@ fn main() {
         println!("delay_line bench skipped: {reason}");
         return;
     }
+    // Before any namespace exists: iptables is started through the spawner.
+    twlab::spawn::start();
     let started = Instant::now();
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())

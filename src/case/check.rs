@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::workload::{SeriesAgg, SeriesMetric, Window};
 use crate::vocab::{Comparison, TcpState};
 
 #[derive(Debug, Clone)]
@@ -95,6 +96,27 @@ pub enum Check {
         name: String,
         cmp: Comparison,
     },
+    /// How many of a workload's connections had this outcome (`None`: all of them).
+    WorkloadTotal {
+        label: String,
+        outcome: Option<String>,
+        cmp: Comparison,
+    },
+    /// A workload's first failed connection: its outcome (`None`: none failed) and, with
+    /// `at_s`, the whole seconds from the workload's start to it.
+    WorkloadFirstError {
+        label: String,
+        expected: Option<String>,
+        at_s: Option<Comparison>,
+    },
+    /// A workload's series over a window, summed up by `agg`.
+    WorkloadSeries {
+        label: String,
+        metric: SeriesMetric,
+        window: Window,
+        agg: SeriesAgg,
+        cmp: Comparison,
+    },
 }
 
 /// Which of a program's output streams a check reads.
@@ -181,6 +203,49 @@ impl fmt::Display for Check {
                 cmp,
             } => write!(f, "{ns}: sockets ({filter}) at {at} {cmp}"),
             Check::Counter { ns, name, cmp } => write!(f, "{ns}: {name} delta {cmp}"),
+            Check::WorkloadTotal {
+                label,
+                outcome: None,
+                cmp,
+            } => write!(f, "workload `{label}`: connections {cmp}"),
+            Check::WorkloadTotal {
+                label,
+                outcome: Some(o),
+                cmp,
+            } => write!(f, "workload `{label}`: {o} {cmp}"),
+            Check::WorkloadFirstError {
+                label,
+                expected: None,
+                ..
+            } => write!(f, "workload `{label}`: no connection failed"),
+            Check::WorkloadFirstError {
+                label,
+                expected: Some(o),
+                at_s: None,
+            } => write!(f, "workload `{label}`: first failure {o}"),
+            Check::WorkloadFirstError {
+                label,
+                expected: Some(o),
+                at_s: Some(at),
+            } => write!(f, "workload `{label}`: first failure {o}, at second {at}"),
+            Check::WorkloadSeries {
+                label,
+                metric,
+                window,
+                agg,
+                cmp,
+            } => {
+                let over = if *window == Window::default() {
+                    String::new()
+                } else {
+                    format!(" over {window}")
+                };
+                write!(
+                    f,
+                    "workload `{label}`: {metric}{over}, {} {cmp}",
+                    agg.name()
+                )
+            }
             Check::SocketRtt {
                 ns,
                 filter,

@@ -8,6 +8,7 @@ mod placeholder;
 mod program;
 mod validate;
 mod when;
+mod workload;
 
 pub use crate::vocab::{CaseDuration, CaseErrors, Comparison, Family, Rate, Role, SourceError};
 pub use check::{Check, Expectation, OutputStream, SocketFilter};
@@ -20,3 +21,6 @@ pub use placeholder::{
 pub use program::{Exec, Ready, Scalar, Vars, default_exec_timeout};
 pub use validate::SysctlSetting;
 pub use when::{FEATURES, KernelVersion, Platform, When};
+pub use workload::{
+    MIN_INTERVAL, OneOrMany, SeriesAgg, SeriesMetric, Window, Workload, WorkloadClose,
+};

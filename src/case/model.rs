@@ -7,6 +7,7 @@ use serde_saphyr::Spanned;
 
 use super::entries::Entries;
 use super::program::{Exec, Vars};
+use super::workload::Workload;
 use crate::vocab::{CaseDuration, Comparison, Family, Rate, Role};
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +241,8 @@ pub enum Step {
     Exec(Box<Exec>),
     /// Stop a background program started by an `exec` step with this label.
     Stop(Spanned<String>),
+    /// Many connections at a rate or a concurrency, kept as aggregates and series.
+    Workload(Box<Workload>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,6 +306,7 @@ impl Step {
             Step::Shutdown(_) => "shutdown",
             Step::Exec(_) => "exec",
             Step::Stop(_) => "stop",
+            Step::Workload(_) => "workload",
         }
     }
 
@@ -319,6 +323,7 @@ impl Step {
             Step::Inject(s) => s.label.as_deref(),
             Step::Shutdown(s) => s.label.as_deref(),
             Step::Exec(s) => s.label.as_deref(),
+            Step::Workload(s) => s.label.as_deref(),
             Step::Sample(s) => Some(s.label.as_str()),
             Step::Sleep(_)
             | Step::Repeat(_)
@@ -613,6 +618,31 @@ pub struct ExpectSpec {
     /// Processes in the program's PID namespace when twlab stopped it (0 if it ended first).
     #[serde(default)]
     pub processes: Option<Spanned<Comparison>>,
+
+    /// A `workload` step's results with this label: totals (`ok`, `attempts`, `errors`), the
+    /// first error and when it came (`first_error`, `at_s`), or a `series` over a `window`
+    /// summed up by one of `every`, `max`, `min`, `mean`, `sum`, `last`.
+    #[serde(default)]
+    pub workload: Option<Spanned<String>>,
+    /// Seconds from the workload's start to its first failed connection.
+    #[serde(default)]
+    pub at_s: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub series: Option<Spanned<String>>,
+    #[serde(default)]
+    pub window: Option<Spanned<String>>,
+    #[serde(default)]
+    pub every: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub max: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub min: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub mean: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub sum: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub last: Option<Spanned<Comparison>>,
 
     /// Show this expectation's observed value as the claim's evidence in `twlab claims`.
     #[serde(default)]

@@ -20,6 +20,7 @@ use super::when::When;
 
 mod exec;
 mod expect;
+mod workload;
 
 #[derive(Debug, Clone)]
 pub struct SysctlSetting {
@@ -46,6 +47,10 @@ struct Ctx<'a> {
     /// Labels of `exec` steps, and of those that run in the background.
     programs: BTreeSet<String>,
     background: BTreeSet<String>,
+    /// Labels of `workload` steps.
+    workloads: BTreeSet<String>,
+    /// Inside a `repeat` block.
+    in_repeat: bool,
 }
 
 impl Ctx<'_> {
@@ -146,6 +151,7 @@ impl Ctx<'_> {
                 Step::Shutdown(s) => self.conn(&s.conn, at),
                 Step::Exec(e) => self.exec(e, step.value.label().unwrap_or("exec"), at),
                 Step::Stop(label) => self.stop(label),
+                Step::Workload(w) => self.workload(w, step.value.label().unwrap_or("workload"), at),
                 Step::Inject(i) => {
                     self.conn(&i.conn, at);
                     if i.flags.is_empty() {
@@ -174,7 +180,9 @@ impl Ctx<'_> {
                     if r.times.value == 0 {
                         self.err(r.times.referenced, "repeat needs times >= 1");
                     }
+                    let outer = std::mem::replace(&mut self.in_repeat, true);
                     self.steps(&r.steps);
+                    self.in_repeat = outer;
                 }
             }
         }
@@ -271,10 +279,11 @@ impl Ctx<'_> {
             ("conntrack", e.conntrack.is_some()),
             ("kernel_log", e.kernel_log.is_some()),
             ("program", e.program.is_some()),
+            ("workload", e.workload.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         let [kind] = present.as_slice() else {
-            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count), `conntrack:` (a namespace's conntrack table), `kernel_log:` (kernel log lines) or `program:` (a program's exit and output)");
+            self.err(at, "an expectation says what it checks with exactly one of `result:` (step results), `sockets:` (socket states), `counter:` (MIB counter delta), `packets:` (packets on the wire), `dropped:` (a targeted drop's count), `conntrack:` (a namespace's conntrack table), `kernel_log:` (kernel log lines), `program:` (a program's exit and output) or `workload:` (a workload's totals and series)");
             return;
         };
         let kind = *kind;
@@ -297,10 +306,23 @@ impl Ctx<'_> {
         };
         // Which keys go with which kind of expectation; any other key present is a mistake.
         let keys: &[(&str, bool, &[&str])] = &[
-            ("attempts", e.attempts.is_some(), &["result"]),
-            ("ok", e.ok.is_some(), &["result"]),
-            ("errors", e.errors.is_some(), &["result"]),
-            ("first_error", e.first_error.is_some(), &["result"]),
+            ("attempts", e.attempts.is_some(), &["result", "workload"]),
+            ("ok", e.ok.is_some(), &["result", "workload"]),
+            ("errors", e.errors.is_some(), &["result", "workload"]),
+            (
+                "first_error",
+                e.first_error.is_some(),
+                &["result", "workload"],
+            ),
+            ("at_s", e.at_s.is_some(), &["workload"]),
+            ("series", e.series.is_some(), &["workload"]),
+            ("window", e.window.is_some(), &["workload"]),
+            ("every", e.every.is_some(), &["workload"]),
+            ("max", e.max.is_some(), &["workload"]),
+            ("min", e.min.is_some(), &["workload"]),
+            ("mean", e.mean.is_some(), &["workload"]),
+            ("sum", e.sum.is_some(), &["workload"]),
+            ("last", e.last.is_some(), &["workload"]),
             ("all", e.all.is_some(), &["result"]),
             (
                 "duration_ms",
@@ -366,6 +388,9 @@ impl Ctx<'_> {
         if let Some(name) = &e.counter {
             self.counter_expectation(e, name, at, &mut push);
         }
+        if let Some(label) = &e.workload {
+            self.workload_expectation(e, label, at, &mut push);
+        }
     }
 }
 
@@ -411,6 +436,8 @@ pub fn validate(
         vars: &file.vars,
         programs: BTreeSet::new(),
         background: BTreeSet::new(),
+        workloads: BTreeSet::new(),
+        in_repeat: false,
     };
     let mut sysctls = Vec::new();
     for (ns, entries) in file.sysctls.iter() {

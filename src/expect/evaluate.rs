@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::case::Platform;
 use crate::observe::{Counters, SocketRow};
+use crate::scenario::workload::WorkloadRun;
 use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord, outcome_counts};
 
 use crate::case::{Check, Expectation, OutputStream, SocketFilter};
@@ -35,6 +36,8 @@ pub struct Observations {
     pub impairments: Vec<String>,
     /// Programs run by `exec` steps, in the order they ended.
     pub programs: Vec<ProgramRun>,
+    /// Workloads that ran, in order.
+    pub workloads: Vec<WorkloadRun>,
     pub setup: Duration,
     pub run: Duration,
     /// The kernel, its features and the backend: what `when:` conditions are judged against.
@@ -134,6 +137,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
         | Check::ProgramOutput { .. }
         | Check::ProgramDuration { .. }
         | Check::ProgramProcesses { .. } => judge_program(check, obs),
+        Check::WorkloadTotal { .. }
+        | Check::WorkloadFirstError { .. }
+        | Check::WorkloadSeries { .. } => super::workload::judge_workload(check, obs),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Judging a case's checks against what the kernel did: verdicts that show their evidence.
 
 mod evaluate;
+mod workload;
 
 pub use crate::case::{Check, Expectation, OutputStream, SocketFilter};
 pub use evaluate::{Observations, Verdict, evaluate, matches};

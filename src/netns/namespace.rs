@@ -114,12 +114,8 @@ impl Namespace {
     {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-                p.downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into())
-            });
+            let out = catch_unwind(AssertUnwindSafe(f))
+                .map_err(|p| crate::vocab::panic_message(p.as_ref()));
             let _ = tx.send(out);
         });
         let gone = || NetnsError::ThreadGone {

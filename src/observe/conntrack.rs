@@ -52,7 +52,7 @@ pub fn read_stats() -> Result<BTreeMap<String, u64>, ConntrackError> {
     )?))
 }
 
-fn parse_stats(text: &str) -> BTreeMap<String, u64> {
+pub(super) fn parse_stats(text: &str) -> BTreeMap<String, u64> {
     let mut lines = text.lines();
     let names: Vec<&str> = lines
         .next()

@@ -32,6 +32,15 @@ impl Counters {
         Ok(Counters(map))
     }
 
+    /// Counters from the text of netstat and snmp files read elsewhere.
+    pub fn parse(texts: &[&str]) -> Counters {
+        let mut map = BTreeMap::new();
+        for text in texts {
+            parse_tables(text, &mut map);
+        }
+        Counters(map)
+    }
+
     pub fn get(&self, name: &str) -> Option<i64> {
         self.0.get(name).copied()
     }

@@ -2,6 +2,7 @@
 
 mod conntrack;
 mod counters;
+mod gauges;
 mod kernel_log;
 mod packets;
 mod pcap;
@@ -11,6 +12,7 @@ pub use crate::kernel::kernel_release;
 pub use crate::vocab::{ALL_STATES, TcpKind, TcpState};
 pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack_stats};
 pub use counters::{CounterError, Counters};
+pub use gauges::{GaugeReading, NsGauges, slab_object_size};
 pub use kernel_log::{KernelLog, KernelLogError};
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, read_pcap,

@@ -8,7 +8,7 @@ use crate::case::{Placeholder, Step, fill_placeholders, parse_placeholders};
 use crate::topology::Topology;
 use crate::vocab::Family;
 
-use super::step::{Control, Op, OpKind, PlanStep};
+use super::step::{Control, Op, OpKind, PlanStep, WorkloadPlan};
 
 /// A step that cannot run in this trial. Validation refuses these at load time; this error
 /// is what a case built another way (a library user's) meets instead of a panic.
@@ -21,6 +21,14 @@ pub enum PlanError {
         line: u64,
         target: String,
         family: &'static str,
+        topology: String,
+    },
+    #[error(
+        "line {line}: no namespace of topology `{topology}` owns {addr}, so nothing can listen on it"
+    )]
+    NoOwner {
+        line: u64,
+        addr: IpAddr,
         topology: String,
     },
 }
@@ -82,6 +90,34 @@ impl Compiler<'_> {
         }))
     }
 
+    fn workload<'c>(
+        &self,
+        w: &'c crate::case::Workload,
+        label: &'c str,
+        line: u64,
+    ) -> Result<WorkloadPlan<'c>, PlanError> {
+        let ip = self.resolve(&w.to.value, line)?;
+        let server_ns = match self.topology.owner_of(ip) {
+            Some(ns) => ns.to_string(),
+            None => {
+                return Err(PlanError::NoOwner {
+                    line,
+                    addr: ip,
+                    topology: self.topology.name.clone(),
+                });
+            }
+        };
+        Ok(WorkloadPlan {
+            step: w,
+            label,
+            clients: w.from.value.names().iter().map(|s| s.to_string()).collect(),
+            server_ns,
+            targets: (0..w.ports.value)
+                .map(|k| SocketAddr::new(ip, w.port + k))
+                .collect(),
+        })
+    }
+
     fn steps<'c>(&self, steps: &'c [Spanned<Step>]) -> Result<Vec<PlanStep<'c>>, PlanError> {
         steps.iter().map(|s| self.step(s)).collect()
     }
@@ -136,6 +172,9 @@ impl Compiler<'_> {
             Step::Recv(r) => OpKind::Recv(r),
             Step::Inject(i) => OpKind::Inject(i),
             Step::Shutdown(s) => OpKind::Shutdown(s),
+            Step::Workload(w) => {
+                OpKind::Workload(self.workload(w, step.label().unwrap_or(step.kind()), line)?)
+            }
             Step::Exec(e) => OpKind::Exec {
                 step: e,
                 argv: e

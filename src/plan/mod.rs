@@ -6,4 +6,4 @@ mod compile;
 mod step;
 
 pub use compile::{PlanError, compile};
-pub use step::{Control, Op, OpKind, PlanStep};
+pub use step::{Control, Op, OpKind, PlanStep, WorkloadPlan};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::case::{
     Close, CloseListener, Connect, Exec, ImpairSpec, Inject, Listen, Reconnect, RecvStep, SendStep,
-    Shutdown,
+    Shutdown, Workload,
 };
 
 /// One step of a plan.
@@ -78,4 +78,19 @@ pub enum OpKind<'c> {
         env: Vec<(String, String)>,
         ready_output: Option<String>,
     },
+    Workload(WorkloadPlan<'c>),
+}
+
+/// A workload with its namespaces and addresses resolved for the trial.
+#[derive(Debug)]
+pub struct WorkloadPlan<'c> {
+    pub step: &'c Workload,
+    pub label: &'c str,
+    /// Client namespaces, one connection each in turn.
+    pub clients: Vec<String>,
+    /// The namespace the workload listens in: the owner of the target address.
+    pub server_ns: String,
+    /// One address per port: where the workload listens and where connection `i` goes
+    /// (`targets[i % len]`).
+    pub targets: Vec<SocketAddr>,
 }

@@ -25,11 +25,7 @@ pub fn run_all<T: Borrow<TrialSpec> + Sync>(
 /// and the report is still written.
 fn caught(spec: &TrialSpec, execute: impl FnOnce() -> Executed) -> Executed {
     catch_unwind(AssertUnwindSafe(execute)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into());
+        let message = crate::vocab::panic_message(panic.as_ref());
         let text = format!(
             "{}: twlab panicked while running this trial (a bug in twlab; please report it): \
              {message}",

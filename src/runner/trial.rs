@@ -176,6 +176,7 @@ struct Ran {
     steps: Vec<crate::scenario::StepRecord>,
     samples: Vec<crate::scenario::SocketSample>,
     programs: Vec<crate::scenario::ProgramRun>,
+    workloads: Vec<crate::scenario::workload::WorkloadRun>,
     captures: Vec<Capture>,
     dropped: BTreeMap<String, u64>,
     impairment_log: Vec<String>,
@@ -238,6 +239,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         host_changes,
         impairments: ran.impairment_log,
         programs: ran.programs,
+        workloads: ran.workloads,
         setup,
         run: ran.run,
         platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),
@@ -371,6 +373,18 @@ fn run_steps(case: &Case, plan: &[PlanStep<'_>], p: &mut Prepared) -> Result<Ran
     engine.impairments = p.impairments.take();
     engine.conntrack_ns = p.conntrack_ns.clone();
     engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
+    engine.socket_state_workloads = case
+        .expectations
+        .iter()
+        .filter_map(|e| match &e.check {
+            crate::case::Check::WorkloadSeries { label, metric, .. }
+                if metric.needs_socket_states() =>
+            {
+                Some(label.clone())
+            }
+            _ => None,
+        })
+        .collect();
     engine.case_dir = case
         .path
         .parent()
@@ -407,6 +421,7 @@ fn run_steps(case: &Case, plan: &[PlanStep<'_>], p: &mut Prepared) -> Result<Ran
         steps,
         samples,
         programs,
+        workloads: std::mem::take(&mut engine.workloads),
         captures,
         dropped,
         impairment_log,

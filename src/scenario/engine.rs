@@ -13,7 +13,7 @@ use crate::case::{Inject, Shutdown};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
-use crate::plan::{Control, Op, OpKind, PlanStep};
+use crate::plan::{Control, Op, OpKind, PlanStep, WorkloadPlan};
 use crate::topology::Topology;
 
 use super::exec::Filled;
@@ -21,6 +21,7 @@ use super::inject;
 use super::outcome::StepRecord;
 use super::program::{ProgramRun, Running};
 use super::socket::{self as so, RecvEnd};
+use super::workload::{self, WorkloadRun};
 use crate::vocab::{Outcome, TcpState};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum EngineError {
     Impair(#[from] ImpairError),
     #[error(transparent)]
     NotReady(Box<NotReady>),
+    #[error(transparent)]
+    Workload(#[from] super::workload::WorkloadError),
 }
 
 /// A background program whose readiness condition never held.
@@ -132,6 +135,10 @@ pub struct Engine<'a> {
     pub(super) running: Vec<Running>,
     /// Programs that have ended (or were stopped), in the order they ended.
     pub program_runs: Vec<ProgramRun>,
+    /// Workloads that ran, in order.
+    pub workloads: Vec<WorkloadRun>,
+    /// Labels of workloads whose series count sockets by state (an expectation reads them).
+    pub socket_state_workloads: Vec<String>,
 }
 
 impl<'a> Engine<'a> {
@@ -156,6 +163,8 @@ impl<'a> Engine<'a> {
             case_dir: std::path::PathBuf::from("."),
             running: Vec::new(),
             program_runs: Vec::new(),
+            workloads: Vec::new(),
+            socket_state_workloads: Vec::new(),
         })
     }
 
@@ -333,10 +342,38 @@ impl<'a> Engine<'a> {
                 };
                 self.exec(step, filled, line, &mut rec)?
             }
+            OpKind::Workload(plan) => self.workload(plan, &mut rec)?,
         }
         rec.duration = started.elapsed();
         self.records.push(rec);
         self.records.extend(extra);
+        Ok(())
+    }
+
+    fn workload(
+        &mut self,
+        plan: &WorkloadPlan<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), EngineError> {
+        let cx = workload::Context {
+            lab: self.lab,
+            diag: &self.diag,
+            conntrack_ns: &self.conntrack_ns,
+            case_start: self.start,
+            socket_states: plan.step.socket_states
+                || self.socket_state_workloads.iter().any(|l| l == plan.label),
+        };
+        match workload::run(&cx, plan)? {
+            workload::Started::Ran(run, leftovers) => {
+                rec.detail = run.summary();
+                self.retired.extend(leftovers);
+                self.workloads.push(*run);
+            }
+            workload::Started::ListenFailed(addr, e) => {
+                rec.detail = format!("listen on {addr} in {}", plan.server_ns);
+                rec.outcome = Outcome::Errno(e);
+            }
+        }
         Ok(())
     }
 

@@ -132,3 +132,12 @@ impl fmt::Display for CaseErrors {
 }
 
 impl std::error::Error for CaseErrors {}
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

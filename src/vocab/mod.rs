@@ -15,10 +15,10 @@ mod tcp_state;
 
 pub use compare::Comparison;
 pub use conntrack_state::CONNTRACK_TCP_STATES;
-pub use diagnostic::{CaseErrors, SourceError};
+pub use diagnostic::{CaseErrors, SourceError, panic_message};
 pub use duration::CaseDuration;
 pub use family::{Family, Role};
-pub use outcome::{OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
+pub use outcome::{EARLY_EOF, LIMIT, OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
 pub use packet_kind::{TcpKind, tcp_flags};
 pub use rate::Rate;
 pub use tcp_state::{ALL_STATES, TcpState};

@@ -21,6 +21,10 @@ pub enum Outcome {
 
 pub const OK: &str = "ok";
 pub const TIMEOUT: &str = "TIMEOUT";
+/// A workload's open-loop attempt that found `max_in_flight` connections open: not made.
+pub const LIMIT: &str = "LIMIT";
+/// A workload's connection whose peer closed before the exchange was complete.
+pub const EARLY_EOF: &str = "EOF";
 
 impl Outcome {
     pub fn name(&self) -> String {

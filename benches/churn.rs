@@ -1,6 +1,6 @@
-//! Connection churn: a twlab `repeat` of connect + close against a raw loop doing the same
-//! syscalls between the same two namespaces, in the same run, client first and server first,
-//! and the ratio of their rates. The raw loop is this file's own: one thread that enters the
+//! Connection churn: a `workload` step (one connection in flight, then eight) and a twlab
+//! `repeat` of connect + close against a raw loop doing the same syscalls between the same two
+//! namespaces, in the same run, client first and server first, and the ratios of their rates. The raw loop is this file's own: one thread that enters the
 //! client namespace by setns, a listener made once in the server namespace, then per cycle
 //! socket, connect, accept, close in the case's order, read to EOF, close.
 //!
@@ -75,6 +75,25 @@ fn twlab(client_first: bool) -> Duration {
     report.observations.run
 }
 
+/// The same cycles as a `workload` step with `concurrency` connections in flight: the time
+/// the workload spent opening and closing them (its own clock, listeners and gauges aside).
+fn workload(client_first: bool, concurrency: u32) -> Duration {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let by = if client_first { "client" } else { "server" };
+    let source = format!(
+        "name: churn\ndescription: d\ntopology: pair\nsteps:\n  - workload: {{from: client, to: server, port: 8080, concurrency: {concurrency}, count: {CYCLES}, close: {{by: {by}}}}}\nexpect:\n  - workload: workload\n    ok: {CYCLES}\n"
+    );
+    let case = load_case_source(&root, &root.join("churn.yaml"), source).expect("case");
+    let report = run_trial(&case, case.families[0]).expect("trial");
+    let run = &report.observations.workloads[0];
+    assert!(
+        report.passed(),
+        "every connection succeeded: {}",
+        run.summary()
+    );
+    run.opening
+}
+
 fn rate(d: Duration) -> f64 {
     f64::from(CYCLES) / d.as_secs_f64()
 }
@@ -93,22 +112,35 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("connection churn, {CYCLES} cycles each, kernel {release}, {cpus} CPUs\n");
     println!(
-        "  {:<14} {:>14} {:>16} {:>8}",
-        "who closes", "raw loop /s", "twlab repeat /s", "ratio"
+        "  {:<14} {:>12} {:>14} {:>6} {:>14} {:>6} {:>14} {:>6}",
+        "who closes",
+        "raw loop /s",
+        "workload c=1",
+        "ratio",
+        "workload c=8",
+        "ratio",
+        "repeat /s",
+        "ratio"
     );
     for client_first in [true, false] {
         let raw = rate(raw(client_first));
-        let ours = rate(twlab(client_first));
+        let one = rate(workload(client_first, 1));
+        let eight = rate(workload(client_first, 8));
+        let repeat = rate(twlab(client_first));
         println!(
-            "  {:<14} {:>14.0} {:>16.0} {:>8.2}",
+            "  {:<14} {:>12.0} {:>14.0} {:>6.2} {:>14.0} {:>6.2} {:>14.0} {:>6.2}",
             if client_first {
                 "client first"
             } else {
                 "server first"
             },
             raw,
-            ours,
-            ours / raw
+            one,
+            one / raw,
+            eight,
+            eight / raw,
+            repeat,
+            repeat / raw
         );
     }
 }

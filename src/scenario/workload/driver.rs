@@ -27,6 +27,8 @@ use super::series::{FirstError, Percentiles};
 use crate::scenario::socket as so;
 
 const KIND_SHIFT: u32 = 32;
+/// Connections opened before the loop looks at events again.
+const BATCH: u64 = 64;
 const LISTENER: u64 = 0;
 const CLIENT: u64 = 1;
 const SERVER: u64 = 2;
@@ -168,6 +170,8 @@ struct Driver<'a> {
     first_error: Option<FirstError>,
     server_errors: BTreeMap<String, u64>,
     parked: Vec<OwnedFd>,
+    /// Clients waiting for the server's FIN that have not read yet.
+    pending: Vec<(u32, u32)>,
     generation: u32,
     opened: u64,
     failed: bool,
@@ -208,6 +212,7 @@ pub fn drive(input: DriverInput<'_>) -> nix::Result<DriverOutput> {
         first_error: None,
         server_errors: BTreeMap::new(),
         parked: Vec::new(),
+        pending: Vec::new(),
         generation: 0,
         opened: 0,
         failed: false,
@@ -243,8 +248,9 @@ impl Driver<'_> {
                 if done {
                     stopped_at = Some(now);
                 } else if let Some(rate) = rate {
-                    // Open loop: every connection due by now, on the schedule from t0.
-                    loop {
+                    // Open loop: every connection due by now, on the schedule from t0, a
+                    // bounded batch at a time so that the server side gets its turn.
+                    for _ in 0..BATCH {
                         let due = self.t0 + Duration::from_secs_f64(self.opened as f64 / rate);
                         if due > now
                             || count.is_some_and(|c| self.opened >= c)
@@ -255,20 +261,32 @@ impl Driver<'_> {
                         self.open(now);
                     }
                 } else if let Some(n) = concurrency {
-                    while (self.clients.len as u64) < n
-                        && count.is_none_or(|c| self.opened < c)
-                        && !(w.until_error && self.failed)
-                    {
+                    // Closed loop: up to `n` new connections, then the events: a client that
+                    // closes at once must not starve the server's accept queue.
+                    for _ in 0..n.min(BATCH) {
+                        if self.clients.len as u64 >= n
+                            || count.is_some_and(|c| self.opened >= c)
+                            || (w.until_error && self.failed)
+                        {
+                            break;
+                        }
                         self.open(now);
                     }
                 }
+            }
+            if !self.pending.is_empty() {
+                // The server side first: accepting now lets it close before the clients read.
+                for l in 0..self.listeners.len() {
+                    self.accept(l, now);
+                }
+                self.flush_pending(now);
             }
             if let Some(at) = stopped_at
                 && (self.clients.len == 0 || now >= at + drain)
             {
                 break;
             }
-            let timeout = self.timeout(now, stopped_at.is_some(), rate, duration);
+            let timeout = self.timeout(now, stopped_at.is_some(), rate, duration, concurrency);
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => 0,
@@ -284,6 +302,7 @@ impl Driver<'_> {
                     _ => self.server_event(slot, ev.events(), now),
                 }
             }
+            self.flush_pending(now);
             self.fire_timers(now);
         }
         let end = Instant::now();
@@ -314,9 +333,13 @@ impl Driver<'_> {
         stopped: bool,
         rate: Option<f64>,
         duration: Option<Duration>,
+        concurrency: Option<u64>,
     ) -> u16 {
         let mut next = now + Duration::from_millis(100);
         if !stopped {
+            if concurrency.is_some_and(|n| (self.clients.len as u64) < n) {
+                return 0;
+            }
             if let Some(rate) = rate {
                 next = next.min(self.t0 + Duration::from_secs_f64(self.opened as f64 / rate));
             }
@@ -388,13 +411,18 @@ impl Driver<'_> {
         }
         // SAFETY: `raw` is a new descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let started = Instant::now();
         // SAFETY: the address and its length come from one SockaddrStorage.
         let rc = unsafe { libc::connect(fd.as_raw_fd(), target.as_ptr(), target.len()) };
         let connected = if rc == 0 {
             true
         } else {
             match Errno::last() {
-                Errno::EINPROGRESS => false,
+                // Over veth the handshake usually completes inside connect() itself (the
+                // SYN-ACK is processed when the socket is released), so ask at once:
+                // getpeername succeeds only on a connected socket, and saves the epoll
+                // round trip.
+                Errno::EINPROGRESS => peer_known(&fd),
                 e => {
                     self.record(format!("{e:?}"), now);
                     return;
@@ -407,17 +435,17 @@ impl Driver<'_> {
             fd,
             phase: ClientPhase::Connecting,
             interest: None,
-            started: now,
+            started,
             sent: 0,
             got: 0,
             generation,
         });
         if connected {
-            self.client_connected(slot, now);
+            self.client_connected(slot, Instant::now());
         } else {
             self.interest_client(slot, Some(EpollFlags::EPOLLOUT));
             self.timers.push(Reverse((
-                now + self.w.connect_timeout.0,
+                started + self.w.connect_timeout.0,
                 TimerKind::ConnectTimeout,
                 token(CLIENT, slot),
                 generation,
@@ -542,7 +570,9 @@ impl Driver<'_> {
                         return self.client_exchanged(slot, now);
                     }
                 }
-                Err(Errno::EAGAIN) => return,
+                Err(Errno::EAGAIN) => {
+                    return self.interest_client(slot, Some(EpollFlags::EPOLLIN));
+                }
                 Err(e) => return self.client_failed(slot, format!("{e:?}"), now),
             }
         }
@@ -567,14 +597,31 @@ impl Driver<'_> {
                 self.record(OK.into(), now);
             }
             Role::Server => {
+                // Read for the server's FIN once the server side has had its turn (see
+                // `flush_pending`): most often it is there by then, and no epoll round trip
+                // is needed.
                 if let Some(c) = self.clients.get_mut(slot) {
                     c.phase = ClientPhase::AwaitEof;
+                    self.pending.push((slot, c.generation));
                 }
-                self.interest_client(slot, Some(EpollFlags::EPOLLIN));
-                // The server may have closed already: its FIN is in the queue.
+            }
+        }
+    }
+
+    fn flush_pending(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.pending);
+        for &(slot, generation) in &pending {
+            if self
+                .clients
+                .get_mut(slot)
+                .is_some_and(|c| c.generation == generation)
+            {
                 self.client_read(slot, now);
             }
         }
+        // Keep the allocation for the next round.
+        self.pending = pending;
+        self.pending.clear();
     }
 
     fn hold_client(&mut self, slot: u32) -> u32 {
@@ -768,6 +815,21 @@ impl Driver<'_> {
             }
         }
     }
+}
+
+/// Whether the socket is connected: getpeername answers ENOTCONN until it is.
+fn peer_known(fd: &OwnedFd) -> bool {
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe one sockaddr_storage we own.
+    let rc = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
 }
 
 fn set_interest(

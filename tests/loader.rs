@@ -1393,3 +1393,120 @@ fn first_error_ok_is_refused_because_it_could_never_hold() {
         &["`first_error: ok` can never hold", "first_error: none"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Workloads.
+
+const WORKLOAD: &str =
+    "  - workload: {from: client, to: server, port: 8080, rate: 100, duration: 2s}\n";
+
+#[test]
+fn workload_loads_with_its_expectations() {
+    let repo = Repo::new();
+    let text = case(
+        WORKLOAD,
+        "  - workload: workload\n    ok: {at_least: 1}\n  - workload: workload\n    series: time_wait@client\n    window: 1s..\n    max: 200\n  - workload: workload\n    first_error: EADDRNOTAVAIL\n    at_s: 1\n",
+    );
+    let case = repo
+        .load("cases/x.yaml", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(case.expectations.len(), 3);
+    assert!(case.has_workload());
+}
+
+#[test]
+fn workload_needs_a_pace() {
+    let text = case(
+        "  - workload: {from: client, to: server, port: 8080, duration: 2s}\n",
+        "  - workload: workload\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["`rate: N`", "`concurrency: N`"]);
+}
+
+#[test]
+fn workload_rate_and_concurrency_exclude_each_other() {
+    let text = case(
+        "  - workload: {from: client, to: server, port: 8080, rate: 10, concurrency: 2, count: 5}\n",
+        "  - workload: workload\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "2, count"));
+    assert_says(&err, &["open loop", "closed loop"]);
+}
+
+#[test]
+fn workload_series_name_is_checked_at_its_place() {
+    let text = case(
+        WORKLOAD,
+        "  - workload: workload\n    series: tw@client\n    max: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "tw@client"));
+    assert_says(&err, &["not a workload series", "time_wait@NS"]);
+}
+
+#[test]
+fn workload_series_namespace_must_exist() {
+    let text = case(
+        WORKLOAD,
+        "  - workload: workload\n    series: time_wait@nowhere\n    max: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["nowhere"]);
+}
+
+#[test]
+fn workload_series_needs_exactly_one_summary() {
+    let text = case(
+        WORKLOAD,
+        "  - workload: workload\n    series: rate\n    max: 1\n    min: 0\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["exactly one of `every`"]);
+}
+
+#[test]
+fn workload_window_is_checked() {
+    let text = case(
+        WORKLOAD,
+        "  - workload: workload\n    series: rate\n    window: 3s..1s\n    every: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "3s..1s"));
+    assert_says(&err, &["empty"]);
+}
+
+#[test]
+fn workload_label_must_exist() {
+    let text = case(WORKLOAD, "  - workload: churn\n    ok: 1\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["no workload step is labelled `churn`", "workload"]);
+}
+
+#[test]
+fn workload_cannot_be_repeated() {
+    let text = case(
+        &format!("  - repeat:\n      times: 2\n      steps:\n    {WORKLOAD}"),
+        "  - workload: workload\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["cannot go inside `repeat`"]);
+}
+
+#[test]
+fn at_s_needs_a_first_error() {
+    let text = case(WORKLOAD, "  - workload: workload\n    ok: 1\n    at_s: 3\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["`at_s` goes with `first_error"]);
+}
+
+#[test]
+fn series_keys_do_not_belong_to_results() {
+    let text = case(LISTEN, "  - result: listen\n    ok: 1\n    every: 1\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`every` does not belong in a `result:` expectation"],
+    );
+}

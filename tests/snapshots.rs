@@ -187,6 +187,7 @@ fn outcome(name: &str, status: Status, backend: Option<&str>) -> TrialOutcome {
             Vec::new()
         },
         backend: backend.map(str::to_string),
+        workloads: Vec::new(),
         seconds: 0.5,
     }
 }

@@ -42,6 +42,13 @@ pub struct Case {
 }
 
 impl Case {
+    /// Whether the case drives a workload (top-level only: workloads cannot be repeated).
+    pub fn has_workload(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.value, Step::Workload(_)))
+    }
+
     /// Whether the case sets any impairment or drop, at the start or in a step.
     pub fn uses_impairments(&self) -> bool {
         fn in_steps(steps: &[Spanned<Step>]) -> bool {

@@ -139,3 +139,158 @@ fn show(points: &[(f64, Option<i64>)]) -> String {
         points.len()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::workload::{FirstError, Interval, NsInterval};
+    use crate::vocab::Comparison;
+
+    fn run() -> WorkloadRun {
+        let intervals = (0..4u32)
+            .map(|k| Interval {
+                start: Duration::from_secs(k.into()),
+                attempts: 100,
+                ok: if k < 2 { 100 } else { 0 },
+                errors: if k < 2 {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("EADDRNOTAVAIL".to_string(), 100)])
+                },
+                ns: BTreeMap::from([(
+                    "client".to_string(),
+                    NsInterval {
+                        time_wait: (u64::from(k) + 1).min(2) * 100,
+                        ..NsInterval::default()
+                    },
+                )]),
+                ..Interval::default()
+            })
+            .collect();
+        WorkloadRun {
+            label: "churn".into(),
+            total: Duration::from_millis(4500),
+            interval: Duration::from_secs(1),
+            outcomes: BTreeMap::from([("ok".into(), 200), ("EADDRNOTAVAIL".into(), 200)]),
+            first_error: Some(FirstError {
+                outcome: "EADDRNOTAVAIL".into(),
+                at: Duration::from_millis(2010),
+            }),
+            time_wait_object_bytes: Some(256),
+            intervals,
+            ..WorkloadRun::default()
+        }
+    }
+
+    fn obs() -> Observations {
+        Observations {
+            workloads: vec![run()],
+            ..Observations::default()
+        }
+    }
+
+    fn series(metric: &str, window: &str, agg: SeriesAgg, cmp: Comparison) -> (bool, String) {
+        judge_workload(
+            &Check::WorkloadSeries {
+                label: "churn".into(),
+                metric: SeriesMetric::parse(metric).unwrap(),
+                window: Window::parse(window).unwrap(),
+                agg,
+                cmp,
+            },
+            &obs(),
+        )
+    }
+
+    #[test]
+    fn every_interval_in_the_window_must_hold() {
+        assert!(
+            series(
+                "time_wait@client",
+                "1s..",
+                SeriesAgg::Every,
+                Comparison::Eq(200)
+            )
+            .0
+        );
+        let (passed, observed) = series(
+            "time_wait@client",
+            "..",
+            SeriesAgg::Every,
+            Comparison::Eq(200),
+        );
+        assert!(!passed);
+        assert!(observed.starts_with("100 at 0.0 s"), "{observed}");
+    }
+
+    #[test]
+    fn summaries_and_rates() {
+        assert!(series("rate", "..2s", SeriesAgg::Min, Comparison::Eq(100)).0);
+        assert!(
+            series(
+                "errors:EADDRNOTAVAIL",
+                "2s..",
+                SeriesAgg::Sum,
+                Comparison::Eq(200)
+            )
+            .0
+        );
+        assert!(
+            series(
+                "time_wait_kib@client",
+                "..",
+                SeriesAgg::Last,
+                Comparison::Eq(50)
+            )
+            .0
+        );
+        assert!(!series("ok", "..", SeriesAgg::Max, Comparison::AtMost(99)).0);
+    }
+
+    #[test]
+    fn a_series_not_recorded_fails_with_the_reason() {
+        let (passed, observed) = series(
+            "TIME_WAIT@client",
+            "..",
+            SeriesAgg::Max,
+            Comparison::AtLeast(0),
+        );
+        assert!(!passed);
+        assert!(observed.contains("socket_states: true"), "{observed}");
+    }
+
+    #[test]
+    fn first_error_and_when() {
+        let check = |expected: Option<&str>, at: Option<Comparison>| {
+            judge_workload(
+                &Check::WorkloadFirstError {
+                    label: "churn".into(),
+                    expected: expected.map(str::to_string),
+                    at_s: at,
+                },
+                &obs(),
+            )
+            .0
+        };
+        assert!(check(Some("EADDRNOTAVAIL"), Some(Comparison::Eq(2))));
+        assert!(!check(Some("EADDRNOTAVAIL"), Some(Comparison::Eq(3))));
+        assert!(!check(Some("TIMEOUT"), None));
+        assert!(!check(None, None));
+    }
+
+    #[test]
+    fn a_workload_that_did_not_run_fails() {
+        let check = Check::WorkloadTotal {
+            label: "other".into(),
+            outcome: None,
+            cmp: Comparison::Eq(0),
+        };
+        assert_eq!(
+            judge_workload(&check, &obs()),
+            (false, "workload `other` did not run".to_string())
+        );
+    }
+}

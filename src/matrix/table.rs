@@ -176,6 +176,7 @@ mod tests {
                 Vec::new()
             },
             backend: backend.map(str::to_string),
+            workloads: Vec::new(),
             seconds: 0.1,
         }
     }

@@ -85,6 +85,7 @@ fn render_evidence(s: &mut String, o: &Observations) {
     render_links(s, o);
     render_steps(s, o);
     render_programs(s, o);
+    render_workloads(s, o);
     render_samples(s, o);
     render_counters(s, o);
 }
@@ -306,6 +307,73 @@ fn render_programs(s: &mut String, o: &Observations) {
             for l in lines {
                 let _ = writeln!(s, "           {l}");
             }
+        }
+    }
+}
+
+/// Rows of a workload's series shown before the middle is left out.
+const SERIES_ROWS: usize = 16;
+
+fn render_workloads(s: &mut String, o: &Observations) {
+    for w in &o.workloads {
+        let _ = writeln!(s, "workload `{}`: {}", w.label, w.summary());
+        if !w.server_errors.is_empty() {
+            let errors: Vec<_> = w
+                .server_errors
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            let _ = writeln!(s, "  server side: {}", errors.join(", "));
+        }
+        let namespaces: Vec<&String> = w
+            .intervals
+            .iter()
+            .flat_map(|i| i.ns.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut header = format!(
+            "  {:>7} {:>7} {:>7} {:>7} {:>8} {:>9}",
+            "at", "opened", "ok", "failed", "p99 us", "in flight"
+        );
+        for ns in &namespaces {
+            let _ = write!(header, " {:>12}", format!("tw@{ns}"));
+        }
+        let _ = writeln!(s, "{header}");
+        let n = w.intervals.len();
+        for (k, i) in w.intervals.iter().enumerate() {
+            if n > SERIES_ROWS && k == SERIES_ROWS / 2 {
+                let _ = writeln!(
+                    s,
+                    "  {:>7} ({} intervals left out; all are in --json)",
+                    "...",
+                    n - SERIES_ROWS
+                );
+            }
+            if n > SERIES_ROWS && k >= SERIES_ROWS / 2 && k < n - SERIES_ROWS / 2 {
+                continue;
+            }
+            let failed: u64 = i.errors.values().sum();
+            let mut line = format!(
+                "  {:>6.1}s {:>7} {:>7} {:>7} {:>8} {:>9}",
+                i.start.as_secs_f64(),
+                i.attempts,
+                i.ok,
+                failed,
+                i.connect_us.p99,
+                i.in_flight
+            );
+            for ns in &namespaces {
+                match i.ns.get(*ns) {
+                    Some(g) => {
+                        let _ = write!(line, " {:>12}", g.time_wait);
+                    }
+                    None => {
+                        let _ = write!(line, " {:>12}", "-");
+                    }
+                }
+            }
+            let _ = writeln!(s, "{line}");
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct TrialOutcome {
     /// `netem` or `substitute` when the case impairs its links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// Workloads with their series (`workload` steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::scenario::workload::WorkloadRun>,
     pub seconds: f64,
 }
 
@@ -43,6 +46,7 @@ impl TrialOutcome {
             reason,
             failures: facts.failures,
             backend: facts.backend,
+            workloads: facts.workloads,
             seconds,
         }
     }

@@ -48,6 +48,9 @@ pub struct TrialFacts {
     pub failures: Vec<String>,
     /// The impairment backend (`netem`, `substitute`) when the case impairs its links.
     pub backend: Option<String>,
+    /// The trial's workloads: totals and their series, interval by interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::scenario::workload::WorkloadRun>,
 }
 
 /// Undo host-global changes left by a twlab that died (SIGKILL) before restoring them; say so.
@@ -210,7 +213,7 @@ impl Executed {
             result: TrialResult::Failed(text),
             facts: TrialFacts {
                 failures: vec![why],
-                backend: None,
+                ..TrialFacts::default()
             },
             report: None,
         }
@@ -284,6 +287,7 @@ fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, 
             })
             .collect(),
         backend: report.backend.map(str::to_string),
+        workloads: report.observations.workloads.clone(),
     };
     if report.passed() {
         (TrialResult::Passed(text), facts)

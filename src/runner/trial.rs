@@ -186,8 +186,19 @@ struct Ran {
     run: std::time::Duration,
 }
 
+/// Workloads run one at a time: each keeps a CPU busy at its rate, and two at once would
+/// slow each other's loop and the kernel's softirqs, so that a verdict about connect latency,
+/// timeouts or a rate would depend on what ran beside it. Other cases (mostly waiting on
+/// kernel timers) still run alongside.
+static WORKLOADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError> {
     check_programs(case)?;
+    let _one_workload = case.has_workload().then(|| {
+        WORKLOADS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    });
     let backend = if case.uses_impairments() {
         Some(resolve_backend(case)?)
     } else {

@@ -69,6 +69,8 @@ pub struct DriverOutput {
     /// When the loop stopped opening connections, and when it ended (since `t0`).
     pub opening: Duration,
     pub total: Duration,
+    /// How late the open loop opened a connection at worst (0 for a closed loop).
+    pub behind: Duration,
     /// Sockets still open when the workload ended (peers that stay open, connections not
     /// done): the case keeps them until it ends, as it keeps every socket it opened.
     pub leftovers: Vec<OwnedFd>,
@@ -176,6 +178,8 @@ struct Driver<'a> {
     opened: u64,
     failed: bool,
     think: Duration,
+    /// How late the open loop was on its schedule at worst.
+    behind: Duration,
     buf: Vec<u8>,
 }
 
@@ -217,6 +221,7 @@ pub fn drive(input: DriverInput<'_>) -> nix::Result<DriverOutput> {
         opened: 0,
         failed: false,
         think: w.think.map(|t| t.0).unwrap_or_default(),
+        behind: Duration::ZERO,
         buf: vec![0; 64 * 1024],
     };
     for (i, l) in d.listeners.iter().enumerate() {
@@ -258,6 +263,7 @@ impl Driver<'_> {
                         {
                             break;
                         }
+                        self.behind = self.behind.max(now - due);
                         self.open(now);
                     }
                 } else if let Some(n) = concurrency {
@@ -321,6 +327,7 @@ impl Driver<'_> {
             buckets: self.buckets,
             opening: stopped_at.unwrap_or(end) - self.t0,
             total: end - self.t0,
+            behind: self.behind,
             leftovers,
         })
     }

@@ -172,6 +172,7 @@ pub fn run(cx: &Context<'_>, plan: &WorkloadPlan<'_>) -> Result<Started, Workloa
         started_at,
         opening: out.opening,
         total: out.total,
+        behind: out.behind,
         interval,
         outcomes: out.outcomes,
         first_error: out.first_error,

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::case::SeriesMetric;
 use crate::vocab::OK;
 
 /// A workload's run, filed under its step's label.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WorkloadRun {
     pub label: String,
     /// Since the first step started, when the workload began.
@@ -23,6 +23,10 @@ pub struct WorkloadRun {
     pub total: Duration,
     #[serde(rename = "interval_ms", with = "millis")]
     pub interval: Duration,
+    /// How late an open loop opened a connection on its schedule at worst: the machine (or
+    /// the loop) could not keep the rate while it was this far behind.
+    #[serde(rename = "behind_ms", with = "millis")]
+    pub behind: Duration,
     /// Connections by outcome (`ok`, `EADDRNOTAVAIL`, `TIMEOUT`, `LIMIT`...).
     pub outcomes: BTreeMap<String, u64>,
     /// The first failed connection: its outcome and when (since the workload started).
@@ -40,14 +44,14 @@ pub struct WorkloadRun {
     pub intervals: Vec<Interval>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FirstError {
     pub outcome: String,
     #[serde(rename = "at_ms", with = "millis")]
     pub at: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: u64,
     pub p90: u64,
@@ -58,7 +62,7 @@ pub struct Percentiles {
 
 /// One interval of the series: what the client did in it, and what the kernel held at its
 /// end.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Interval {
     /// Since the workload started.
     #[serde(rename = "start_ms", with = "millis")]
@@ -75,7 +79,7 @@ pub struct Interval {
     pub ns: BTreeMap<String, NsInterval>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NsInterval {
     pub time_wait: u64,
     /// TCP sockets in use (not TIME_WAIT), both families.
@@ -178,8 +182,17 @@ impl WorkloadRun {
         } else {
             String::new()
         };
+        // A loop late by more than a few milliseconds was not keeping its rate: say so.
+        let behind = if self.behind > Duration::from_millis(20) {
+            format!(
+                "; fell behind its schedule by up to {} ms",
+                self.behind.as_millis()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{n} connections in {secs:.1} s ({rate:.0}/s): {}{first}{unfinished}; connect p50 {} us, p99 {} us",
+            "{n} connections in {secs:.1} s ({rate:.0}/s): {}{first}{unfinished}; connect p50 {} us, p99 {} us{behind}",
             parts.join(", "),
             self.connect_us.p50,
             self.connect_us.p99
@@ -190,7 +203,14 @@ impl WorkloadRun {
 mod millis {
     use std::time::Duration;
 
+    use serde::Deserialize;
+
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
     }
 }

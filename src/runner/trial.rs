@@ -207,7 +207,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     // Compiled before anything is built: a step that cannot run here stops the trial first.
     let plan = compile(&case.steps, &case.topology, family, &case.vars)?;
     let mut prepared = prepare(case, backend)?;
-    let ran = run_steps(case, &plan, &mut prepared)?;
+    let ran = run_steps(case, family, &plan, &mut prepared)?;
     let setup = prepared.lab.setup_time;
     let Prepared {
         lab,
@@ -379,11 +379,17 @@ fn prepare(
 /// Runs the steps, then takes the readings after them: taps and impairments stop even when a
 /// step failed (then the failure is returned); background programs run until every
 /// observation is made.
-fn run_steps(case: &Case, plan: &[PlanStep<'_>], p: &mut Prepared) -> Result<Ran, TrialError> {
+fn run_steps(
+    case: &Case,
+    family: Family,
+    plan: &[PlanStep<'_>],
+    p: &mut Prepared,
+) -> Result<Ran, TrialError> {
     let mut engine = Engine::new(&p.lab, &case.topology)?;
     engine.impairments = p.impairments.take();
     engine.conntrack_ns = p.conntrack_ns.clone();
     engine.nat_in_path = case.conntrack.iter().any(|c| c.masquerade.is_some());
+    engine.trial_name = format!("{}::{}", case.id, family.name());
     engine.socket_state_workloads = case
         .expectations
         .iter()

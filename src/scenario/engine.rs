@@ -139,6 +139,8 @@ pub struct Engine<'a> {
     pub workloads: Vec<WorkloadRun>,
     /// Labels of workloads whose series count sockets by state (an expectation reads them).
     pub socket_state_workloads: Vec<String>,
+    /// `case::family`, for progress lines.
+    pub trial_name: String,
 }
 
 impl<'a> Engine<'a> {
@@ -165,6 +167,7 @@ impl<'a> Engine<'a> {
             program_runs: Vec::new(),
             workloads: Vec::new(),
             socket_state_workloads: Vec::new(),
+            trial_name: String::new(),
         })
     }
 
@@ -362,6 +365,7 @@ impl<'a> Engine<'a> {
             case_start: self.start,
             socket_states: plan.step.socket_states
                 || self.socket_state_workloads.iter().any(|l| l == plan.label),
+            trial: &self.trial_name,
         };
         match workload::run(&cx, plan)? {
             workload::Started::Ran(run, leftovers) => {

@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -47,6 +48,16 @@ pub struct DriverInput<'a> {
     /// Listening sockets (in the server namespace), nonblocking.
     pub listeners: Vec<OwnedFd>,
     pub t0: Instant,
+    /// Counts so far, for the progress line.
+    pub live: &'a Live,
+}
+
+/// The loop's counts so far, read by the sampler for the progress line.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub opened: AtomicU64,
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 /// The client side's share of one interval.
@@ -65,6 +76,7 @@ pub struct DriverOutput {
     pub server_errors: BTreeMap<String, u64>,
     pub unfinished: u64,
     pub connect_us: Percentiles,
+    pub refused_connect_us: Percentiles,
     pub buckets: Vec<Bucket>,
     /// When the loop stopped opening connections, and when it ended (since `t0`).
     pub opening: Duration,
@@ -155,6 +167,7 @@ enum TimerKind {
 
 struct Driver<'a> {
     w: &'a Workload,
+    live: &'a Live,
     epoll: Epoll,
     clients: Slab<Conn<ClientPhase>>,
     servers: Slab<Conn<ServerPhase>>,
@@ -168,6 +181,8 @@ struct Driver<'a> {
     buckets: Vec<Bucket>,
     interval_hist: Histogram<u64>,
     total_hist: Histogram<u64>,
+    /// How long connect() took when it failed at once (EADDRNOTAVAIL...).
+    refused_hist: Histogram<u64>,
     outcomes: BTreeMap<String, u64>,
     first_error: Option<FirstError>,
     server_errors: BTreeMap<String, u64>,
@@ -195,6 +210,7 @@ pub fn drive(input: DriverInput<'_>) -> nix::Result<DriverOutput> {
     let hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
     let d = Driver {
         w,
+        live: input.live,
         epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
         clients: Slab::new(),
         servers: Slab::new(),
@@ -212,6 +228,7 @@ pub fn drive(input: DriverInput<'_>) -> nix::Result<DriverOutput> {
         buckets: vec![Bucket::default()],
         interval_hist: hist(),
         total_hist: hist(),
+        refused_hist: hist(),
         outcomes: BTreeMap::new(),
         first_error: None,
         server_errors: BTreeMap::new(),
@@ -324,6 +341,7 @@ impl Driver<'_> {
             server_errors: self.server_errors,
             unfinished,
             connect_us: percentiles(&self.total_hist),
+            refused_connect_us: percentiles(&self.refused_hist),
             buckets: self.buckets,
             opening: stopped_at.unwrap_or(end) - self.t0,
             total: end - self.t0,
@@ -383,6 +401,7 @@ impl Driver<'_> {
     fn open(&mut self, now: Instant) {
         let i = self.opened;
         self.opened += 1;
+        self.live.opened.store(self.opened, Ordering::Relaxed);
         self.roll(now).attempts += 1;
         if self.w.rate.is_some() && self.clients.len as u64 >= u64::from(self.w.max_in_flight) {
             self.record(LIMIT.into(), now);
@@ -431,6 +450,10 @@ impl Driver<'_> {
                 // round trip.
                 Errno::EINPROGRESS => peer_known(&fd),
                 e => {
+                    // How long the kernel took to refuse: with the range in TIME_WAIT,
+                    // connect() walks every port before EADDRNOTAVAIL.
+                    let us = started.elapsed().as_micros().max(1) as u64;
+                    self.refused_hist.saturating_record(us);
                     self.record(format!("{e:?}"), now);
                     return;
                 }
@@ -462,10 +485,13 @@ impl Driver<'_> {
 
     /// Counts a connection's outcome in its interval and in the totals.
     fn record(&mut self, outcome: String, now: Instant) {
+        let live = self.live;
         let bucket = self.roll(now);
         if outcome == OK {
             bucket.ok += 1;
+            live.ok.fetch_add(1, Ordering::Relaxed);
         } else {
+            live.failed.fetch_add(1, Ordering::Relaxed);
             *bucket.errors.entry(outcome.clone()).or_default() += 1;
             self.failed = true;
             if self.first_error.is_none() {

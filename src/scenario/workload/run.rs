@@ -4,6 +4,7 @@
 //! results merged into one `WorkloadRun`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;
@@ -16,8 +17,8 @@ use crate::observe::{NsGauges, SockDiag, slab_object_size};
 use crate::plan::WorkloadPlan;
 use crate::scenario::socket as so;
 
-use super::driver::{DriverInput, drive};
-use super::sampler::{NsProbe, sample};
+use super::driver::{DriverInput, Live, drive};
+use super::sampler::{NsProbe, Progress, sample};
 use super::series::{Interval, WorkloadRun};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,8 @@ pub struct Context<'a> {
     pub case_start: Instant,
     /// Count sockets by state each interval (an expectation or the step asks).
     pub socket_states: bool,
+    /// The trial's name, for the progress line and the summary line.
+    pub trial: &'a str,
 }
 
 pub fn run(cx: &Context<'_>, plan: &WorkloadPlan<'_>) -> Result<Started, WorkloadError> {
@@ -119,8 +122,17 @@ pub fn run(cx: &Context<'_>, plan: &WorkloadPlan<'_>) -> Result<Started, Workloa
     let t0 = Instant::now();
     let started_at = t0 - cx.case_start;
     let (stop, stopped) = mpsc::channel();
+    let live = Live::default();
+    let name = format!("{label} ({})", cx.trial);
+    // A live line only where someone watches; a log gets the summary line at the end.
+    let tty = std::io::stderr().is_terminal();
+    let progress = tty.then(|| Progress {
+        name: name.clone(),
+        live: &live,
+    });
     let (driven, rows) = std::thread::scope(|s| {
-        let sampler = s.spawn(move || sample(probes, t0, interval, stopped));
+        let sampler = s.spawn(move || sample(probes, t0, interval, stopped, progress));
+        let live = &live;
         let driver = s.spawn(move || {
             drive(DriverInput {
                 w,
@@ -128,6 +140,7 @@ pub fn run(cx: &Context<'_>, plan: &WorkloadPlan<'_>) -> Result<Started, Workloa
                 targets: plan.targets.clone(),
                 listeners,
                 t0,
+                live,
             })
         });
         let driven = driver.join();
@@ -179,10 +192,12 @@ pub fn run(cx: &Context<'_>, plan: &WorkloadPlan<'_>) -> Result<Started, Workloa
         unfinished: out.unfinished,
         server_errors: out.server_errors,
         connect_us: out.connect_us,
+        refused_connect_us: out.refused_connect_us,
         time_wait_object_bytes: tw_object,
         port_range,
         intervals,
     };
+    eprintln!("twlab: workload {name}: {}", run.summary());
     Ok(Started::Ran(Box::new(run), out.leftovers))
 }
 

@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::Ordering;
+
 use crate::observe::{Counters, GaugeReading, NsGauges, SockDiag};
 
+use super::driver::Live;
 use super::series::NsInterval;
 
 pub struct NsProbe<'a> {
@@ -25,12 +28,19 @@ pub struct Row {
     pub ports_in_use: Option<u64>,
 }
 
+/// Where the live progress line goes: a terminal's stderr, rewritten each interval.
+pub struct Progress<'a> {
+    pub name: String,
+    pub live: &'a Live,
+}
+
 /// Samples at `t0 + k * interval` for k = 1, 2... until `stop` says so, then once more.
 pub fn sample(
     mut probes: Vec<NsProbe<'_>>,
     t0: Instant,
     interval: Duration,
     stop: Receiver<()>,
+    progress: Option<Progress<'_>>,
 ) -> Vec<Row> {
     let mut last: Vec<Option<GaugeReading>> =
         probes.iter_mut().map(|p| p.gauges.read().ok()).collect();
@@ -41,12 +51,43 @@ pub fn sample(
             Err(RecvTimeoutError::Timeout) => false,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        rows.push(read_row(&mut probes, &mut last));
+        let row = read_row(&mut probes, &mut last);
+        if let Some(p) = &progress {
+            show_progress(p, &row, t0, stopping);
+        }
+        rows.push(row);
         if stopping {
             break;
         }
     }
     rows
+}
+
+/// `workload churn (rates/x::ipv4): 12.0 s, 7200 opened, 7200 ok, 0 failed, TIME_WAIT
+/// client 7200 server 0`, rewritten in place; cleared when the workload ends.
+fn show_progress(p: &Progress<'_>, row: &Row, t0: Instant, done: bool) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    if done {
+        let _ = write!(err, "\r\x1b[2K");
+        return;
+    }
+    let tw: Vec<String> = row
+        .ns
+        .iter()
+        .map(|(ns, g)| format!("{ns} {}", g.time_wait))
+        .collect();
+    let _ = write!(
+        err,
+        "\r\x1b[2Kworkload {}: {:.0} s, {} opened, {} ok, {} failed, TIME_WAIT {}",
+        p.name,
+        t0.elapsed().as_secs_f64(),
+        p.live.opened.load(Ordering::Relaxed),
+        p.live.ok.load(Ordering::Relaxed),
+        p.live.failed.load(Ordering::Relaxed),
+        tw.join(" ")
+    );
+    let _ = err.flush();
 }
 
 fn read_row(probes: &mut [NsProbe<'_>], last: &mut [Option<GaugeReading>]) -> Row {

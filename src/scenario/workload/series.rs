@@ -37,6 +37,9 @@ pub struct WorkloadRun {
     pub server_errors: BTreeMap<String, u64>,
     /// Connect latency over the whole run, microseconds.
     pub connect_us: Percentiles,
+    /// How long a connect() that failed at once (EADDRNOTAVAIL) took, microseconds: the
+    /// kernel searches the whole port range before it gives up.
+    pub refused_connect_us: Percentiles,
     /// Bytes one TIME_WAIT socket takes (the slab object), when the kernel reports it.
     pub time_wait_object_bytes: Option<u64>,
     /// The client namespaces' ephemeral port range.
@@ -191,8 +194,16 @@ impl WorkloadRun {
         } else {
             String::new()
         };
+        let refused = if self.refused_connect_us.count > 0 {
+            format!(
+                "; a refused connect() took p50 {} us, p99 {} us",
+                self.refused_connect_us.p50, self.refused_connect_us.p99
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{n} connections in {secs:.1} s ({rate:.0}/s): {}{first}{unfinished}; connect p50 {} us, p99 {} us{behind}",
+            "{n} connections in {secs:.1} s ({rate:.0}/s): {}{first}{unfinished}; connect p50 {} us, p99 {} us{refused}{behind}",
             parts.join(", "),
             self.connect_us.p50,
             self.connect_us.p99

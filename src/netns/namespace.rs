@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -38,6 +38,8 @@ pub enum NetnsError {
     JobPanicked { name: String, message: String },
     #[error("the thread of namespace `{name}` is gone")]
     ThreadGone { name: String },
+    #[error("failed to enter namespace `{name}` from the calling thread: {errno}")]
+    Enter { name: String, errno: Errno },
 }
 
 pub struct Namespace {
@@ -104,6 +106,36 @@ impl Namespace {
     /// The namespace's fd, for IFLA_NET_NS_FD and setns by other code.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Run `f` on the calling thread inside this namespace, then put the thread back in the
+    /// namespace it was in. For one quick syscall (a socket() to create here) this is about
+    /// ten times cheaper than `run`'s hop to the namespace's thread and back; `f` must not
+    /// block. The thread is back in its own namespace when this returns, even if `f` panics.
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> Result<R, NetnsError> {
+        let enter_err = |errno| NetnsError::Enter {
+            name: self.name.clone(),
+            errno,
+        };
+        let original: OwnedFd = File::open("/proc/thread-self/ns/net")
+            .map(OwnedFd::from)
+            .map_err(|e| enter_err(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(enter_err)?;
+        struct Back(OwnedFd);
+        impl Drop for Back {
+            fn drop(&mut self) {
+                // A thread left in a case's namespace would put the next trial's sockets
+                // there: better to stop than to go on.
+                if let Err(e) = setns(&self.0, CloneFlags::CLONE_NEWNET) {
+                    eprintln!("twlab: cannot return a thread to its network namespace: {e}");
+                    std::process::abort();
+                }
+            }
+        }
+        let back = Back(original);
+        let out = f();
+        drop(back);
+        Ok(out)
     }
 
     /// Run `f` on the namespace's thread and wait for its result.

@@ -436,27 +436,26 @@ impl<'a> Engine<'a> {
         let device = c.bind_device.clone();
         let bind_to = (no_port || local_port.is_some())
             .then(|| SocketAddr::new(local_ip, local_port.unwrap_or(0)));
-        let created =
-            self.lab
-                .ns(&c.from)
-                .run(move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
-                    let fd =
-                        so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
-                    let opt = |e| ("setsockopt()".to_string(), e);
-                    if reuse {
-                        so::set_reuseaddr(&fd).map_err(opt)?;
-                    }
-                    if let Some(dev) = &device {
-                        so::bind_to_device(&fd, dev).map_err(opt)?;
-                    }
-                    if no_port && remote.is_ipv4() {
-                        so::set_bind_address_no_port(&fd).map_err(opt)?;
-                    }
-                    if let Some(addr) = bind_to {
-                        so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
-                    }
-                    Ok(fd)
-                })?;
+        // Created from this thread by entering the namespace: no hop to its thread.
+        let created = self.lab.ns(&c.from).enter(
+            move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
+                let fd = so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
+                let opt = |e| ("setsockopt()".to_string(), e);
+                if reuse {
+                    so::set_reuseaddr(&fd).map_err(opt)?;
+                }
+                if let Some(dev) = &device {
+                    so::bind_to_device(&fd, dev).map_err(opt)?;
+                }
+                if no_port && remote.is_ipv4() {
+                    so::set_bind_address_no_port(&fd).map_err(opt)?;
+                }
+                if let Some(addr) = bind_to {
+                    so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
+                }
+                Ok(fd)
+            },
+        )?;
         let mut conn = Conn {
             client: None,
             server: None,
@@ -583,6 +582,10 @@ impl<'a> Engine<'a> {
             .conns
             .get(&c.conn)
             .and_then(|k| k.local.map(|l| (l, k.remote)));
+        let (client_ns, server_ns) = match self.conns.get(&c.conn) {
+            Some(k) => (k.client_ns.clone(), k.server_ns.clone()),
+            None => (String::new(), None),
+        };
         if let Some((l, r)) = tuple {
             rec.detail = format!("{} closes {l} <-> {r}", c.by.name());
         }
@@ -641,7 +644,7 @@ impl<'a> Engine<'a> {
                 });
             }
             if let Some((l, r)) = tuple {
-                self.settle(l, r, c.settle.0)?;
+                self.settle(l, r, &client_ns, server_ns.as_deref(), c.settle.0)?;
             }
         }
         Ok(extra)
@@ -649,7 +652,16 @@ impl<'a> Engine<'a> {
 
     /// Wait (bounded) until no socket of this 4-tuple is mid-close, in any namespace, so the
     /// next step sees the end state of this close rather than a race with it.
-    fn settle(&self, a: SocketAddr, b: SocketAddr, limit: Duration) -> Result<(), EngineError> {
+    /// Waits until neither side of the 4-tuple `a` -> `b` is mid-close: the client's socket
+    /// looked up in the client's namespace, the server's (`b` -> `a`) in the server's.
+    fn settle(
+        &self,
+        a: SocketAddr,
+        b: SocketAddr,
+        client_ns: &str,
+        server_ns: Option<&str>,
+        limit: Duration,
+    ) -> Result<(), EngineError> {
         let deadline = Instant::now() + limit;
         let mid_close = |row: Option<SocketRow>| {
             row.is_some_and(|r| {
@@ -660,11 +672,14 @@ impl<'a> Engine<'a> {
             })
         };
         loop {
-            // Exact 4-tuple lookups, both ways round, in every namespace: no table walk per
-            // close (a dump walks the whole established hash of the namespace).
-            let mut busy = false;
-            for d in self.diag.values() {
-                busy |= mid_close(d.lookup(a, b)?) || mid_close(d.lookup(b, a)?);
+            // Exact 4-tuple lookups, one per side: no table walk per close (a dump walks the
+            // whole established hash of the namespace).
+            let mut busy = match self.diag.get(client_ns) {
+                Some(d) => mid_close(d.lookup(a, b)?),
+                None => false,
+            };
+            if let Some(d) = server_ns.and_then(|ns| self.diag.get(ns)) {
+                busy |= mid_close(d.lookup(b, a)?);
             }
             if !busy || Instant::now() >= deadline {
                 return Ok(());

@@ -260,8 +260,10 @@ impl Driver<'_> {
         let mut events = vec![EpollEvent::empty(); 1024];
         let mut stopped_at: Option<Instant> = None;
         let drain = w.connect_timeout.0 + self.think + Duration::from_secs(2);
+        let (mut rounds, mut last_empty) = (0u64, false);
         loop {
             let now = Instant::now();
+            let opened_before = self.opened;
             if stopped_at.is_none() {
                 let elapsed = now - self.t0;
                 let done = duration.is_some_and(|d| elapsed >= d)
@@ -297,8 +299,10 @@ impl Driver<'_> {
                     }
                 }
             }
-            if !self.pending.is_empty() {
-                // The server side first: accepting now lets it close before the clients read.
+            let opened_now = self.opened > opened_before;
+            if opened_now || !self.pending.is_empty() {
+                // The server side first: accepting now (rather than when epoll reports the
+                // listener) lets it answer or close before the clients read.
                 for l in 0..self.listeners.len() {
                     self.accept(l, now);
                 }
@@ -310,11 +314,21 @@ impl Driver<'_> {
                 break;
             }
             let timeout = self.timeout(now, stopped_at.is_some(), rate, duration, concurrency);
-            let n = match self.epoll.wait(&mut events, timeout) {
-                Ok(n) => n,
-                Err(Errno::EINTR) => 0,
-                Err(e) => return Err(e),
+            // When connections complete inside their syscalls (a closed loop over veth) and the
+            // last wait found nothing, most waits would find nothing again: look only every
+            // few rounds, which still serves any socket that does wait.
+            rounds += 1;
+            let skip = timeout == 0 && opened_now && last_empty && rounds % 16 != 0;
+            let n = if skip {
+                0
+            } else {
+                match self.epoll.wait(&mut events, timeout) {
+                    Ok(n) => n,
+                    Err(Errno::EINTR) => 0,
+                    Err(e) => return Err(e),
+                }
             };
+            last_empty = n == 0;
             let now = Instant::now();
             for ev in &events[..n] {
                 let data = ev.data();

@@ -88,14 +88,14 @@ pub struct NsInterval {
     /// TCP sockets in use (not TIME_WAIT), both families.
     pub tcp_inuse: u64,
     /// Sockets by state, when the workload counts them (`socket_states`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub states: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conntrack_drops: Option<u64>,
     /// MIB counters that moved in the interval.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, i64>,
 }
 
@@ -223,5 +223,32 @@ mod millis {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
         Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel matrix reads a guest's results back: every field must survive the trip,
+    /// including the ones left out when empty.
+    #[test]
+    fn a_run_survives_json() {
+        let run = WorkloadRun {
+            label: "churn".into(),
+            total: Duration::from_millis(2500),
+            interval: Duration::from_secs(1),
+            outcomes: BTreeMap::from([("ok".into(), 3)]),
+            intervals: vec![Interval {
+                ns: BTreeMap::from([("client".into(), NsInterval::default())]),
+                ..Interval::default()
+            }],
+            ..WorkloadRun::default()
+        };
+        let text = serde_json::to_string(&run).unwrap();
+        let back: WorkloadRun = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.count(Some("ok")), 3);
+        assert_eq!(back.total, Duration::from_millis(2500));
+        assert_eq!(back.intervals[0].ns["client"].time_wait, 0);
     }
 }

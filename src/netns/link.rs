@@ -1,14 +1,23 @@
 //! Links and addresses over rtnetlink (no `ip` processes: one netlink round trip per object,
 //! a few milliseconds for a whole pair instead of tens). Each function runs on the thread of
-//! the namespace it configures.
+//! the namespace it configures, over a synchronous conversation (`Rtnl`) made there; the
+//! asynchronous `with_handle` serves the qdisc code.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage, State};
+use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, LinkVeth};
+
+pub use super::rtnl::{LinkEvents, Rtnl};
+
+/// The flags the rtnetlink crate sends with a new object (`add`) and with a change (`set`)
+/// alike.
+const CREATE: u16 = NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -16,6 +25,13 @@ pub enum LinkError {
     Runtime(std::io::Error),
     #[error("failed to open an rtnetlink socket: {0}")]
     Connection(std::io::Error),
+    #[error("failed to {what}: rtnetlink socket: {source}")]
+    Socket {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("failed to {what}: {message}")]
+    Decode { what: String, message: String },
     #[error("failed to {what}: {source}")]
     Netlink {
         what: String,
@@ -66,115 +82,129 @@ pub async fn index_of(handle: &Handle, name: &str) -> Result<u32, LinkError> {
     }
 }
 
+/// The index of the interface `name` in the current namespace.
+pub fn index(rtnl: &mut Rtnl, name: &str) -> Result<u32, LinkError> {
+    Ok(link_named(rtnl, name)?.header.index)
+}
+
+fn link_named(rtnl: &mut Rtnl, name: &str) -> Result<LinkMessage, LinkError> {
+    let mut query = LinkMessage::default();
+    query
+        .attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    let replies = rtnl
+        .request(RouteNetlinkMessage::GetLink(query), 0)
+        .map_err(|e| e.during(format!("look up `{name}`")))?;
+    replies
+        .into_iter()
+        .find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(link),
+            _ => None,
+        })
+        .ok_or_else(|| LinkError::Missing(name.to_string()))
+}
+
+fn set_up(rtnl: &mut Rtnl, index: u32, ifname: &str) -> Result<(), LinkError> {
+    let msg = LinkUnspec::new_with_index(index).up().build();
+    rtnl.request(RouteNetlinkMessage::SetLink(msg), CREATE)
+        .map(drop)
+        .map_err(|e| e.during(format!("bring `{ifname}` up")))
+}
+
 /// Bring `lo` up in the current namespace.
-pub fn loopback_up() -> Result<(), LinkError> {
-    with_handle(|handle| async move {
-        let index = index_of(&handle, "lo").await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(nl("bring lo up"))
-    })
+pub fn loopback_up(rtnl: &mut Rtnl) -> Result<(), LinkError> {
+    let index = index(rtnl, "lo")?;
+    let msg = LinkUnspec::new_with_index(index).up().build();
+    rtnl.request(RouteNetlinkMessage::SetLink(msg), CREATE)
+        .map(drop)
+        .map_err(|e| e.during("bring lo up"))
 }
 
 /// Create a veth pair from the current namespace: `local` here, `peer` directly inside the
 /// namespace `peer_ns_fd`, so the peer's name never appears in any other namespace.
-pub fn create_veth(local: &str, peer: &str, peer_ns_fd: RawFd) -> Result<(), LinkError> {
-    let local = local.to_string();
-    let peer = peer.to_string();
-    with_handle(|handle| async move {
-        let peer_msg = LinkUnspec::new_with_name(&peer)
-            .setns_by_fd(peer_ns_fd)
-            .build();
-        let msg = LinkVeth::new(&local, &peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
-            .build();
-        handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(nl(format!("create veth `{local}` with peer `{peer}`")))
-    })
+pub fn create_veth(
+    rtnl: &mut Rtnl,
+    local: &str,
+    peer: &str,
+    peer_ns_fd: RawFd,
+) -> Result<(), LinkError> {
+    let peer_msg = LinkUnspec::new_with_name(peer)
+        .setns_by_fd(peer_ns_fd)
+        .build();
+    let msg = LinkVeth::new(local, peer)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+        .build();
+    rtnl.request(RouteNetlinkMessage::NewLink(msg), CREATE)
+        .map(drop)
+        .map_err(|e| e.during(format!("create veth `{local}` with peer `{peer}`")))
 }
 
 /// Add addresses to an interface (without IPv6 duplicate address detection, so they are usable
 /// at once) and bring it up.
-pub fn configure(ifname: &str, addrs: Vec<(IpAddr, u8)>) -> Result<(), LinkError> {
-    let ifname = ifname.to_string();
-    with_handle(|handle| async move {
-        let index = index_of(&handle, &ifname).await?;
-        for (addr, prefix) in addrs {
-            let mut req = handle.address().add(index, addr, prefix);
-            if addr.is_ipv6() {
-                req.message_mut()
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            }
-            req.execute()
-                .await
-                .map_err(nl(format!("add {addr}/{prefix} to `{ifname}`")))?;
+pub fn configure(rtnl: &mut Rtnl, ifname: &str, addrs: &[(IpAddr, u8)]) -> Result<(), LinkError> {
+    let index = index(rtnl, ifname)?;
+    for &(addr, prefix) in addrs {
+        let mut msg = match addr {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, prefix)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, prefix)
+                .build(),
+        };
+        if addr.is_ipv6() {
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(nl(format!("bring `{ifname}` up")))
-    })
+        rtnl.request(RouteNetlinkMessage::NewAddress(msg), CREATE)
+            .map_err(|e| e.during(format!("add {addr}/{prefix} to `{ifname}`")))?;
+    }
+    set_up(rtnl, index, ifname)
 }
 
 /// Wait until the interface is operationally up. Carrier changes reach the qdisc layer through
 /// the kernel's asynchronous linkwatch work; a packet sent before that is dropped and the first
-/// SYN then waits out a full retransmission timeout (seen: 2 s on IPv6 connects).
-pub fn wait_up(ifname: &str, limit: std::time::Duration) -> Result<(), LinkError> {
-    use netlink_packet_route::link::{LinkAttribute, State};
-    let ifname = ifname.to_string();
-    with_handle(|handle| async move {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let mut links = handle.link().get().match_name(ifname.clone()).execute();
-            let link = links
-                .try_next()
-                .await
-                .map_err(nl(format!("look up `{ifname}`")))?
-                .ok_or_else(|| LinkError::Missing(ifname.clone()))?;
-            let up = link
-                .attributes
-                .iter()
-                .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
-            if up {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(LinkError::NotUp(ifname.clone(), limit));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+/// SYN then waits out a full retransmission timeout (seen: 2 s on IPv6 connects). `events` was
+/// opened before the interface was brought up; each notification is a reason to look again.
+pub fn wait_up(
+    rtnl: &mut Rtnl,
+    events: &mut LinkEvents,
+    ifname: &str,
+    limit: std::time::Duration,
+) -> Result<(), LinkError> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        events.drain();
+        let up = link_named(rtnl, ifname)?
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+        if up {
+            return Ok(());
         }
-    })
+        if std::time::Instant::now() >= deadline {
+            return Err(LinkError::NotUp(ifname.to_string(), limit));
+        }
+        events.wait(deadline)?;
+    }
 }
 
 /// A default route through `gateway` in the current namespace.
-pub fn default_route(gateway: IpAddr) -> Result<(), LinkError> {
-    with_handle(|handle| async move {
-        let any = match gateway {
-            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
-            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
-        };
-        // The destination 0/0 also sets the message's address family, which `gateway` needs.
-        let route = rtnetlink::RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(any, 0)
-            .map_err(|e| LinkError::Route(e.to_string()))?
-            .gateway(gateway)
-            .map_err(|e| LinkError::Route(e.to_string()))?
-            .build();
-        handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(nl(format!("add a default route via {gateway}")))
-    })
+pub fn default_route(rtnl: &mut Rtnl, gateway: IpAddr) -> Result<(), LinkError> {
+    let any = match gateway {
+        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    };
+    // The destination 0/0 also sets the message's address family, which `gateway` needs.
+    let route = rtnetlink::RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(any, 0)
+        .map_err(|e| LinkError::Route(e.to_string()))?
+        .gateway(gateway)
+        .map_err(|e| LinkError::Route(e.to_string()))?
+        .build();
+    rtnl.request(RouteNetlinkMessage::NewRoute(route), CREATE)
+        .map(drop)
+        .map_err(|e| e.during(format!("add a default route via {gateway}")))
 }

@@ -4,7 +4,8 @@
 mod lab;
 pub mod link;
 mod namespace;
+mod rtnl;
 pub mod sysctl;
 
 pub use lab::{Lab, LabError};
-pub use namespace::{Namespace, NetnsError};
+pub use namespace::{Namespace, NetnsError, Pending};

@@ -45,13 +45,71 @@ pub enum NetnsError {
 pub struct Namespace {
     name: String,
     fd: OwnedFd,
+    tid: libc::pid_t,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Namespace {
-    pub fn create(name: &str) -> Result<Namespace, NetnsError> {
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<OwnedFd, NetnsError>>();
+/// A namespace whose thread is started and not yet known to have its namespace: several are
+/// started before any is waited for, so that their `unshare` calls overlap. Jobs given to it
+/// run as soon as the namespace exists.
+pub(super) struct Starting {
+    name: String,
+    ready: mpsc::Receiver<Result<(OwnedFd, libc::pid_t), NetnsError>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A job given to a namespace's thread, not yet waited for.
+pub struct Pending<R> {
+    name: String,
+    result: mpsc::Receiver<Result<R, String>>,
+}
+
+impl<R> Pending<R> {
+    /// The job's result, once it has run.
+    pub fn wait(self) -> Result<R, NetnsError> {
+        self.result
+            .recv()
+            .map_err(|_| NetnsError::ThreadGone {
+                name: self.name.clone(),
+            })?
+            .map_err(|message| NetnsError::JobPanicked {
+                name: self.name,
+                message,
+            })
+    }
+}
+
+/// Sends `f` to a namespace's job queue.
+fn submit<R, F>(
+    name: &str,
+    jobs: Option<&mpsc::Sender<Job>>,
+    f: F,
+) -> Result<Pending<R>, NetnsError>
+where
+    R: Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let out =
+            catch_unwind(AssertUnwindSafe(f)).map_err(|p| crate::vocab::panic_message(p.as_ref()));
+        let _ = tx.send(out);
+    });
+    let gone = || NetnsError::ThreadGone {
+        name: name.to_string(),
+    };
+    jobs.ok_or_else(gone)?.send(job).map_err(|_| gone())?;
+    Ok(Pending {
+        name: name.to_string(),
+        result: rx,
+    })
+}
+
+impl Starting {
+    pub(super) fn spawn(name: &str) -> Result<Starting, NetnsError> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(OwnedFd, libc::pid_t), NetnsError>>();
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let ns_name = name.to_string();
         let thread = std::thread::Builder::new()
@@ -64,7 +122,7 @@ impl Namespace {
                     })
                     .and_then(|()| {
                         File::open("/proc/thread-self/ns/net")
-                            .map(OwnedFd::from)
+                            .map(|f| (OwnedFd::from(f), nix::unistd::gettid().as_raw()))
                             .map_err(|source| NetnsError::OpenFd {
                                 name: ns_name.clone(),
                                 source,
@@ -82,21 +140,54 @@ impl Namespace {
                 name: name.to_string(),
                 source,
             })?;
-        let fd = ready_rx.recv().map_err(|_| NetnsError::ThreadGone {
+        Ok(Starting {
             name: name.to_string(),
-        })?;
-        match fd {
-            Ok(fd) => Ok(Namespace {
-                name: name.to_string(),
-                fd,
-                jobs: Some(job_tx),
-                thread: Some(thread),
-            }),
-            Err(e) => {
-                let _ = thread.join();
-                Err(e)
-            }
+            ready: ready_rx,
+            jobs: Some(job_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `f` to run in the namespace once it exists (never if it cannot be made).
+    pub(super) fn start<R, F>(&self, f: F) -> Result<Pending<R>, NetnsError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        submit(&self.name, self.jobs.as_ref(), f)
+    }
+
+    /// Waits until the thread is in its namespace.
+    pub(super) fn ready(mut self) -> Result<Namespace, NetnsError> {
+        let name = std::mem::take(&mut self.name);
+        let fd = self
+            .ready
+            .recv()
+            .map_err(|_| NetnsError::ThreadGone { name: name.clone() })?;
+        // On failure, dropping `self` joins the thread, which has ended.
+        let (fd, tid) = fd?;
+        Ok(Namespace {
+            name,
+            fd,
+            tid,
+            jobs: self.jobs.take(),
+            thread: self.thread.take(),
+        })
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
+    }
+}
+
+impl Namespace {
+    pub fn create(name: &str) -> Result<Namespace, NetnsError> {
+        Starting::spawn(name)?.ready()
     }
 
     pub fn name(&self) -> &str {
@@ -138,32 +229,36 @@ impl Namespace {
         Ok(out)
     }
 
+    /// The namespace's thread (its id), which stays in the namespace for as long as this
+    /// value lives: `/proc/self/task/<tid>/net/` is the namespace's `/proc/net`, for reading
+    /// from any thread.
+    pub fn tid(&self) -> libc::pid_t {
+        self.tid
+    }
+
     /// Run `f` on the namespace's thread and wait for its result.
     pub fn run<R, F>(&self, f: F) -> Result<R, NetnsError>
     where
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let out = catch_unwind(AssertUnwindSafe(f))
-                .map_err(|p| crate::vocab::panic_message(p.as_ref()));
-            let _ = tx.send(out);
-        });
-        let gone = || NetnsError::ThreadGone {
-            name: self.name.clone(),
-        };
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        rx.recv()
-            .map_err(|_| gone())?
-            .map_err(|message| NetnsError::JobPanicked {
-                name: self.name.clone(),
-                message,
-            })
+        self.start(f)?.wait()
+    }
+
+    /// Give `f` to the namespace's thread without waiting: jobs given to several namespaces
+    /// run at the same time. Jobs given to one namespace run one after the other, in order.
+    pub fn start<R, F>(&self, f: F) -> Result<Pending<R>, NetnsError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        submit(&self.name, self.jobs.as_ref(), f)
+    }
+
+    /// Ends the thread's job loop without waiting for the thread: the namespaces of a lab are
+    /// all told before any is waited for.
+    pub(super) fn hang_up(&mut self) {
+        self.jobs.take();
     }
 }
 

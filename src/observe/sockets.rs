@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY;
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::nlas::Nla;
@@ -15,6 +16,14 @@ use netlink_packet_sock_diag::inet::{
 };
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NlAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// TCPDIAG_GETSOCK (linux/inet_diag.h): inet_diag's request for TCP sockets from before
+/// sock_diag, still served.
+const TCPDIAG_GETSOCK: u16 = 18;
+
+/// Whether this kernel answers TCPDIAG_GETSOCK dumps (cleared the first time it refuses one).
+static COMPAT_DUMP: AtomicBool = AtomicBool::new(true);
 
 use crate::vocab::TcpState;
 
@@ -64,13 +73,27 @@ impl SockDiag {
         Ok(SockDiag { socket })
     }
 
-    /// Every TCP socket (both families) in the given states.
+    /// Every TCP socket (both families) in the given states: the IPv4 sockets, then the IPv6
+    /// ones, each in the kernel's order.
     pub fn dump(&self, states: StateFlags) -> Result<Vec<SocketRow>, SockDiagError> {
         let mut rows = Vec::new();
+        if COMPAT_DUMP.load(Ordering::Relaxed) {
+            match self.dump_both(states.clone(), &mut rows) {
+                Ok(()) => {
+                    // Stable: each family's rows keep the kernel's order.
+                    rows.sort_by_key(|(family, _)| *family != AF_INET);
+                    return Ok(rows.into_iter().map(|(_, row)| row).collect());
+                }
+                // The request is refused: ask per family from now on.
+                Err(SockDiagError::Kernel(_)) => COMPAT_DUMP.store(false, Ordering::Relaxed),
+                Err(e) => return Err(e),
+            }
+            rows.clear();
+        }
         for family in [AF_INET, AF_INET6] {
             self.dump_family(family, states.clone(), &mut rows)?;
         }
-        Ok(rows)
+        Ok(rows.into_iter().map(|(_, row)| row).collect())
     }
 
     pub fn dump_all(&self) -> Result<Vec<SocketRow>, SockDiagError> {
@@ -150,7 +173,7 @@ impl SockDiag {
         &self,
         family: u8,
         states: StateFlags,
-        rows: &mut Vec<SocketRow>,
+        rows: &mut Vec<(u8, SocketRow)>,
     ) -> Result<(), SockDiagError> {
         let socket_id = if family == AF_INET {
             SocketId::new_v4()
@@ -158,6 +181,33 @@ impl SockDiag {
             SocketId::new_v6()
         };
         self.request(NLM_F_REQUEST | NLM_F_DUMP, family, states, socket_id)?;
+        self.receive_dump(rows)
+    }
+
+    /// One dump of both families: the ehash, which a dump walks bucket by bucket, is walked
+    /// once instead of once per family. It is the request inet_diag kept from before
+    /// sock_diag (TCPDIAG_GETSOCK and `struct inet_diag_req`), whose dump asks for family
+    /// AF_UNSPEC; its answers are the same `inet_diag_msg`s.
+    fn dump_both(
+        &self,
+        states: StateFlags,
+        rows: &mut Vec<(u8, SocketRow)>,
+    ) -> Result<(), SockDiagError> {
+        const LEN: usize = 16 + 60;
+        let mut req = [0u8; LEN];
+        req[..4].copy_from_slice(&(LEN as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        // idiag_family (AF_UNSPEC), idiag_src_len, idiag_dst_len, idiag_ext; then the socket
+        // id (48 bytes, all zero: no filter), idiag_states, idiag_dbs.
+        req[19] = ExtensionFlags::INFO.bits();
+        req[68..72].copy_from_slice(&states.bits().to_ne_bytes());
+        self.socket.send(&req, 0).map_err(SockDiagError::Io)?;
+        self.receive_dump(rows)
+    }
+
+    /// The answers to a dump, up to its end.
+    fn receive_dump(&self, rows: &mut Vec<(u8, SocketRow)>) -> Result<(), SockDiagError> {
         let mut recv = vec![0u8; 1 << 16];
         loop {
             let size = self
@@ -165,13 +215,20 @@ impl SockDiag {
                 .recv(&mut &mut recv[..], 0)
                 .map_err(SockDiagError::Io)?;
             let mut offset = 0;
-            while offset < size {
+            while offset + 16 <= size {
+                // The old request's answers carry its type; they are sock_diag's answers.
+                if recv[offset + 4..offset + 6] == TCPDIAG_GETSOCK.to_ne_bytes() {
+                    recv[offset + 4..offset + 6]
+                        .copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+                }
                 let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&recv[offset..size])
                     .map_err(|e| SockDiagError::Decode(e.to_string()))?;
                 let len = msg.header.length as usize;
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                        rows.extend(row_of(&resp));
+                        if let Some(row) = row_of(&resp) {
+                            rows.push((resp.header.family, row));
+                        }
                     }
                     NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::Error(e) => {

@@ -1,7 +1,8 @@
 //! sock_diag's exact 4-tuple lookup, which the close's settle asks instead of dumping the
 //! namespace's whole established hash: it finds the socket in every state a close passes
 //! through, from each side, a listener once the connection is gone, and nothing for a 4-tuple
-//! that does not exist.
+//! that does not exist. A whole dump (both families in one request) lists every socket, the
+//! IPv4 ones first.
 
 #[path = "support/harness.rs"]
 #[macro_use]
@@ -15,7 +16,54 @@ use twlab::observe::{SockDiag, TcpState};
 
 tests_main!(harness::NAMESPACES => [
     lookup_finds_each_side_of_a_connection_through_its_close,
+    a_dump_lists_both_families_ipv4_first,
 ]);
+
+fn a_dump_lists_both_families_ipv4_first() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
+    let topology = twlab::topology::load_topology(&path, "pair").unwrap();
+    let lab = Lab::build(&topology).unwrap();
+    let mut kept = Vec::new();
+    // IPv6 sockets made first: the order is the dump's doing, not the order they were made in.
+    for server in [
+        "[fd00::2]:8081",
+        "198.18.0.2:8081",
+        "[fd00::2]:8082",
+        "198.18.0.2:8082",
+    ] {
+        let server: SocketAddr = server.parse().unwrap();
+        let listener = lab
+            .ns("server")
+            .run(move || TcpListener::bind(server).unwrap())
+            .unwrap();
+        let client = lab
+            .ns("client")
+            .run(move || TcpStream::connect(server).unwrap())
+            .unwrap();
+        let accepted = listener.accept().unwrap();
+        kept.push((listener, client, accepted));
+    }
+    let diag = lab.ns("server").run(SockDiag::open).unwrap().unwrap();
+    let rows = diag.dump_all().unwrap();
+    let count = |v4: bool, state| {
+        rows.iter()
+            .filter(|r| r.local.is_ipv4() == v4 && r.state == state)
+            .count()
+    };
+    for v4 in [true, false] {
+        assert_eq!(count(v4, TcpState::Listen), 2, "{rows:#?}");
+        assert_eq!(count(v4, TcpState::Established), 2, "{rows:#?}");
+    }
+    assert_eq!(rows.len(), 8, "{rows:#?}");
+    let first_v6 = rows.iter().position(|r| r.local.is_ipv6()).unwrap();
+    assert!(
+        rows[first_v6..].iter().all(|r| r.local.is_ipv6()),
+        "{rows:#?}"
+    );
+    // Only this namespace's: the client's ends are not here.
+    let client = lab.ns("client").run(SockDiag::open).unwrap().unwrap();
+    assert_eq!(client.dump_all().unwrap().len(), 4);
+}
 
 fn lookup_finds_each_side_of_a_connection_through_its_close() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");

@@ -14,7 +14,7 @@
 //! interleaved, its nine processes' exits and its namespaces' clean-up fell on whichever came
 //! next (measured: twlab right after `ip` took 1.4 times as long as after raw).
 //!
-//! `cargo bench --bench lab` (root; about 10 s). Under `cargo test --all-targets` it does
+//! `cargo bench --bench lab` (root; a few seconds). Under `cargo test --all-targets` it does
 //! nothing.
 
 use std::fs::File;

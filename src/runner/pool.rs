@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::suite::{Executed, TrialSpec, execute_full};
+use super::suite::{Executed, TrialKind, TrialSpec, execute_full};
 
 /// Runs every trial; `done` is called as each one ends (for progress lines). The results are
 /// in the trials' order.
@@ -41,17 +41,31 @@ fn run_with<T: Borrow<TrialSpec> + Sync>(
     execute: impl Fn(&TrialSpec) -> Executed + Sync,
     done: impl Fn(&TrialSpec, &Executed, f64) + Sync,
 ) -> Vec<(Executed, f64)> {
-    let next = AtomicUsize::new(0);
+    // Workload trials run one at a time (see `run_trial`). One worker takes them in turn
+    // while the others take the rest, so that they neither form a serial tail at the end nor
+    // hold every worker waiting for the one that runs.
+    let heavy = |i: &usize| match &trials[*i].borrow().kind {
+        TrialKind::Run { case, .. } => case.has_workload(),
+        _ => false,
+    };
+    let (workloads, others): (Vec<usize>, Vec<usize>) = (0..trials.len()).partition(heavy);
+    let queues = [
+        (workloads, AtomicUsize::new(0)),
+        (others, AtomicUsize::new(0)),
+    ];
+    let take = |q: usize| {
+        let (order, next) = &queues[q];
+        order.get(next.fetch_add(1, Ordering::SeqCst)).copied()
+    };
     let results: Mutex<Vec<Option<(Executed, f64)>>> =
         Mutex::new((0..trials.len()).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(t) = trials.get(i).map(Borrow::borrow) else {
-                        break;
-                    };
+        for worker in 0..jobs.max(1) {
+            let (mine, then) = if worker == 0 { (0, 1) } else { (1, 0) };
+            let (take, results, execute, done) = (&take, &results, &execute, &done);
+            s.spawn(move || {
+                while let Some(i) = take(mine).or_else(|| take(then)) {
+                    let t = trials[i].borrow();
                     let began = std::time::Instant::now();
                     let e = caught(t, || execute(t));
                     let seconds = began.elapsed().as_secs_f64();
@@ -73,7 +87,7 @@ fn run_with<T: Borrow<TrialSpec> + Sync>(
 mod tests {
     use super::*;
     use crate::case::{CaseErrors, SourceError};
-    use crate::runner::suite::{TrialKind, TrialResult};
+    use crate::runner::suite::TrialResult;
 
     fn broken(name: &str) -> TrialSpec {
         TrialSpec {

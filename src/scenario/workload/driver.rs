@@ -731,6 +731,15 @@ impl Driver<'_> {
         }
     }
 
+    /// The server side of a connection met an error: counted apart from the client's
+    /// outcomes, its socket closed.
+    fn server_failed(&mut self, slot: u32, outcome: String) {
+        if let Some(c) = self.servers.remove(slot) {
+            drop(c.fd);
+        }
+        *self.server_errors.entry(outcome).or_default() += 1;
+    }
+
     fn server_event(&mut self, slot: u32, _events: EpollFlags, now: Instant) {
         let Some(c) = self.servers.get_mut(slot) else {
             return;
@@ -771,10 +780,7 @@ impl Driver<'_> {
                     return self.interest_server(slot, want);
                 }
                 Err(e) => {
-                    let c = self.servers.remove(slot).expect("present");
-                    drop(c.fd);
-                    *self.server_errors.entry(format!("{e:?}")).or_default() += 1;
-                    return;
+                    return self.server_failed(slot, format!("{e:?}"));
                 }
             }
         }
@@ -794,10 +800,7 @@ impl Driver<'_> {
                     return self.interest_server(slot, Some(EpollFlags::EPOLLOUT));
                 }
                 Err(e) => {
-                    let c = self.servers.remove(slot).expect("present");
-                    drop(c.fd);
-                    *self.server_errors.entry(format!("{e:?}")).or_default() += 1;
-                    return;
+                    return self.server_failed(slot, format!("{e:?}"));
                 }
             }
         }

@@ -21,44 +21,16 @@ impl Ctx<'_> {
             self.err(label.referenced, format!("no step is labelled `{}` (labels: {}; a step's label defaults to its kind, and a close's peer is `<label>.peer`)", label.value, known.join(", ")));
         }
         let l = label.value.clone();
-        let mut any = false;
-        if let Some(c) = &e.attempts {
-            any = true;
-            push(
-                c.referenced,
-                Check::ResultCount {
-                    label: l.clone(),
-                    outcome: None,
-                    cmp: c.value,
-                },
-            );
-        }
-        if let Some(c) = &e.ok {
-            any = true;
-            push(
-                c.referenced,
-                Check::ResultCount {
-                    label: l.clone(),
-                    outcome: Some("ok".into()),
-                    cmp: c.value,
-                },
-            );
-        }
-        if let Some(errors) = &e.errors {
-            for (name, c) in errors.iter() {
-                any = true;
-                if let Some(o) = self.outcome(name) {
-                    push(
-                        c.referenced,
-                        Check::ResultCount {
-                            label: l.clone(),
-                            outcome: Some(o),
-                            cmp: c.value,
-                        },
-                    );
-                }
-            }
-        }
+        let mut any = self.totals(
+            e,
+            Self::outcome,
+            &|outcome, cmp| Check::ResultCount {
+                label: l.clone(),
+                outcome,
+                cmp,
+            },
+            push,
+        );
         if let Some(f) = &e.first_error {
             any = true;
             let expected = if f.value == "none" {
@@ -118,6 +90,36 @@ impl Ctx<'_> {
         if !any {
             self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms or bytes");
         }
+    }
+
+    /// `attempts`, `ok` and `errors: {OUTCOME: cmp}`: counts by outcome, for `result:` and
+    /// `workload:` alike (`check` builds the kind's check, `outcome` checks a name). True if
+    /// any was given.
+    pub(super) fn totals(
+        &mut self,
+        e: &ExpectSpec,
+        outcome: fn(&mut Self, &Spanned<String>) -> Option<String>,
+        check: &dyn Fn(Option<String>, crate::vocab::Comparison) -> Check,
+        push: &mut dyn FnMut(Location, Check),
+    ) -> bool {
+        let mut any = false;
+        if let Some(c) = &e.attempts {
+            any = true;
+            push(c.referenced, check(None, c.value));
+        }
+        if let Some(c) = &e.ok {
+            any = true;
+            push(c.referenced, check(Some(crate::vocab::OK.into()), c.value));
+        }
+        if let Some(errors) = &e.errors {
+            for (name, c) in errors.iter() {
+                any = true;
+                if let Some(o) = outcome(self, name) {
+                    push(c.referenced, check(Some(o), c.value));
+                }
+            }
+        }
+        any
     }
 
     /// A `sockets: NS` expectation: socket states (and RTTs) at a sample.

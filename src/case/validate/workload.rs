@@ -102,44 +102,16 @@ impl Ctx<'_> {
             );
         }
         let l = label.value.clone();
-        let mut any = false;
-        if let Some(c) = &e.attempts {
-            any = true;
-            push(
-                c.referenced,
-                Check::WorkloadTotal {
-                    label: l.clone(),
-                    outcome: None,
-                    cmp: c.value,
-                },
-            );
-        }
-        if let Some(c) = &e.ok {
-            any = true;
-            push(
-                c.referenced,
-                Check::WorkloadTotal {
-                    label: l.clone(),
-                    outcome: Some(crate::vocab::OK.into()),
-                    cmp: c.value,
-                },
-            );
-        }
-        if let Some(errors) = &e.errors {
-            for (name, c) in errors.iter() {
-                any = true;
-                if let Some(o) = self.workload_outcome(name) {
-                    push(
-                        c.referenced,
-                        Check::WorkloadTotal {
-                            label: l.clone(),
-                            outcome: Some(o),
-                            cmp: c.value,
-                        },
-                    );
-                }
-            }
-        }
+        let mut any = self.totals(
+            e,
+            Self::workload_outcome,
+            &|outcome, cmp| Check::WorkloadTotal {
+                label: l.clone(),
+                outcome,
+                cmp,
+            },
+            push,
+        );
         match (&e.first_error, &e.at_s) {
             (Some(f), at_s) => {
                 any = true;

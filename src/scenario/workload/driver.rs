@@ -577,16 +577,10 @@ impl Driver<'_> {
             return;
         };
         c.phase = ClientPhase::Sending;
-        while c.sent < want {
-            let n = (want - c.sent).min(self.buf.len() as u32) as usize;
-            match write(&c.fd, &self.buf[..n]) {
-                Ok(k) => c.sent += k as u32,
-                Err(Errno::EAGAIN) => {
-                    self.interest_client(slot, Some(EpollFlags::EPOLLOUT));
-                    return;
-                }
-                Err(e) => return self.client_failed(slot, format!("{e:?}"), now),
-            }
+        match send_up_to(&c.fd, &mut c.sent, want, &self.buf) {
+            Ok(true) => {}
+            Ok(false) => return self.interest_client(slot, Some(EpollFlags::EPOLLOUT)),
+            Err(e) => return self.client_failed(slot, format!("{e:?}"), now),
         }
         if self.w.response_bytes > 0 {
             c.phase = ClientPhase::Receiving;
@@ -792,17 +786,10 @@ impl Driver<'_> {
             return;
         };
         c.phase = ServerPhase::Writing;
-        while c.sent < want {
-            let n = (want - c.sent).min(self.buf.len() as u32) as usize;
-            match write(&c.fd, &self.buf[..n]) {
-                Ok(k) => c.sent += k as u32,
-                Err(Errno::EAGAIN) => {
-                    return self.interest_server(slot, Some(EpollFlags::EPOLLOUT));
-                }
-                Err(e) => {
-                    return self.server_failed(slot, format!("{e:?}"));
-                }
-            }
+        match send_up_to(&c.fd, &mut c.sent, want, &self.buf) {
+            Ok(true) => {}
+            Ok(false) => return self.interest_server(slot, Some(EpollFlags::EPOLLOUT)),
+            Err(e) => return self.server_failed(slot, format!("{e:?}")),
         }
         match self.w.close.by {
             Role::Server if self.think.is_zero() => {
@@ -914,6 +901,20 @@ fn close_as(fd: OwnedFd, how: CloseHow) {
         }
     }
     drop(fd);
+}
+
+/// Sends from `buf` until `sent` reaches `want`: `Ok(true)` when it has, `Ok(false)` when the
+/// socket's buffer is full (wait for EPOLLOUT and call again).
+fn send_up_to(fd: &OwnedFd, sent: &mut u32, want: u32, buf: &[u8]) -> nix::Result<bool> {
+    while *sent < want {
+        let n = (want - *sent).min(buf.len() as u32) as usize;
+        match write(fd, &buf[..n]) {
+            Ok(k) => *sent += k as u32,
+            Err(Errno::EAGAIN) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn read(fd: &OwnedFd, buf: &mut [u8]) -> nix::Result<usize> {

@@ -52,9 +52,12 @@ fn record(label: &str, line: u64, i: u32, outcome: Outcome, ms: u64) -> StepReco
         line,
         iteration: Some(i),
         outcome,
+        started: Duration::ZERO,
         duration: Duration::from_micros(ms * 100),
         bytes: None,
         detail: format!("198.18.0.1:{} -> 198.18.0.2:8080", 40000 + i - 1),
+        local: None,
+        value: None,
     }
 }
 

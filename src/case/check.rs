@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::workload::{SeriesAgg, SeriesMetric, Window};
-use crate::vocab::{Comparison, TcpState};
+use crate::vocab::{Comparison, PortRange, TcpState};
 
 #[derive(Debug, Clone)]
 pub struct Expectation {
@@ -141,9 +141,9 @@ pub struct SocketFilter {
     pub state: Option<TcpState>,
     /// Only sockets that a file (so a descriptor) holds, or only those none holds.
     pub has_file: Option<bool>,
-    pub port: Option<u16>,
-    pub local_port: Option<u16>,
-    pub remote_port: Option<u16>,
+    pub port: Option<PortRange>,
+    pub local_port: Option<PortRange>,
+    pub remote_port: Option<PortRange>,
 }
 
 impl fmt::Display for SocketFilter {

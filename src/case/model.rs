@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 use super::entries::Entries;
 use super::program::{Exec, Vars};
 use super::workload::Workload;
-use crate::vocab::{CaseDuration, Comparison, Family, Rate, Role};
+use crate::vocab::{CaseDuration, Comparison, Family, PortRange, Rate, Role};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -546,12 +546,13 @@ pub struct ExpectSpec {
     pub sockets: Option<Spanned<String>>,
     #[serde(default)]
     pub state: Option<Spanned<String>>,
+    /// Only sockets with this port (or range `LO..HI`) at either end.
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<PortRange>,
     #[serde(default)]
-    pub local_port: Option<u16>,
+    pub local_port: Option<PortRange>,
     #[serde(default)]
-    pub remote_port: Option<u16>,
+    pub remote_port: Option<PortRange>,
     /// Only sockets a file (a descriptor) holds (`true`), or only those none holds (`false`).
     #[serde(default)]
     pub has_file: Option<bool>,

@@ -59,9 +59,13 @@ pub fn matches(filter: &SocketFilter, row: &SocketRow) -> bool {
         && filter.has_file.is_none_or(|f| f == (row.inode != 0))
         && filter
             .port
-            .is_none_or(|p| row.local.port() == p || row.remote.port() == p)
-        && filter.local_port.is_none_or(|p| row.local.port() == p)
-        && filter.remote_port.is_none_or(|p| row.remote.port() == p)
+            .is_none_or(|p| p.contains(row.local.port()) || p.contains(row.remote.port()))
+        && filter
+            .local_port
+            .is_none_or(|p| p.contains(row.local.port()))
+        && filter
+            .remote_port
+            .is_none_or(|p| p.contains(row.remote.port()))
 }
 
 pub fn evaluate(expectations: &[Expectation], obs: &Observations) -> Vec<Verdict> {

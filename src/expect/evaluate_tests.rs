@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use crate::case::When;
 use crate::observe::ConntrackTable;
 use crate::scenario::{Outcome, ProgramSpec};
-use crate::vocab::{Comparison, TcpState};
+use crate::vocab::{Comparison, PortRange, TcpState};
 
 fn expectation(check: Check) -> Expectation {
     Expectation {
@@ -48,9 +48,12 @@ fn step(label: &str, outcome: Outcome, ms: u64, bytes: Option<u64>) -> StepRecor
         line: 1,
         iteration: None,
         outcome,
+        started: Duration::ZERO,
         duration: Duration::from_millis(ms),
         bytes,
         detail: String::new(),
+        local: None,
+        value: None,
     }
 }
 
@@ -276,7 +279,7 @@ fn sockets_counts_matching_rows_at_the_sample() {
     );
     // `port` matches either end; `local_port` and `has_file` narrow it.
     let port = SocketFilter {
-        port: Some(80),
+        port: Some(PortRange::one(80)),
         ..SocketFilter::default()
     };
     assert_eq!(
@@ -285,8 +288,8 @@ fn sockets_counts_matching_rows_at_the_sample() {
     );
     let held = SocketFilter {
         has_file: Some(true),
-        local_port: Some(40001),
-        remote_port: Some(80),
+        local_port: Some(PortRange::one(40001)),
+        remote_port: Some(PortRange::one(80)),
         ..SocketFilter::default()
     };
     assert_eq!(

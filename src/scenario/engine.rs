@@ -271,9 +271,12 @@ impl<'a> Engine<'a> {
             line,
             iteration,
             outcome: Outcome::Ok,
+            started: self.start.elapsed(),
             duration: Duration::ZERO,
             bytes: None,
             detail: String::new(),
+            local: None,
+            value: None,
         };
         let mut extra = Vec::new();
         match &op.kind {
@@ -409,6 +412,7 @@ impl<'a> Engine<'a> {
             })?;
         match result {
             Ok(fd) => {
+                rec.local = so::local_addr(&fd).ok();
                 let old = self.listeners.insert(
                     l.name.clone(),
                     Listener {
@@ -477,6 +481,7 @@ impl<'a> Engine<'a> {
             Ok(fd) => {
                 let outcome = so::connect(&fd, remote, c.timeout);
                 conn.local = so::local_addr(&fd).ok().filter(|a| a.port() != 0);
+                rec.local = conn.local;
                 if let Some(local) = conn.local {
                     rec.detail = format!("{local} -> {remote}");
                 }
@@ -612,9 +617,12 @@ impl<'a> Engine<'a> {
                         c.conn,
                         c.by.other().name()
                     )),
+                    started: rec.started,
                     duration: Duration::ZERO,
                     bytes: None,
                     detail: String::new(),
+                    local: None,
+                    value: None,
                 });
             }
             if let Some(peer) = peer {
@@ -638,9 +646,12 @@ impl<'a> Engine<'a> {
                     line: rec.line,
                     iteration: rec.iteration,
                     outcome,
+                    started: self.start.elapsed().saturating_sub(started.elapsed()),
                     duration: started.elapsed(),
                     bytes: Some(bytes),
                     detail,
+                    local: None,
+                    value: None,
                 });
             }
             if let Some((l, r)) = tuple {

@@ -13,10 +13,18 @@ pub struct StepRecord {
     /// Iteration index inside the innermost `repeat`, from 1.
     pub iteration: Option<u32>,
     pub outcome: Outcome,
+    /// When the step started, since the case's first step started (the packet tap's clock
+    /// is aligned to it).
+    pub started: Duration,
     pub duration: Duration,
     pub bytes: Option<u64>,
     /// Addresses and ports involved, for the evidence.
     pub detail: String,
+    /// The socket's own address after the step, where it has one (getsockname after bind,
+    /// listen or connect).
+    pub local: Option<std::net::SocketAddr>,
+    /// A value the step read back from the kernel (a socket option's value).
+    pub value: Option<i64>,
 }
 
 /// Outcomes of these records by name with their counts (`ok x9, EADDRNOTAVAIL x1`); empty

@@ -10,6 +10,7 @@ mod duration;
 mod family;
 mod outcome;
 mod packet_kind;
+mod ports;
 mod rate;
 mod tcp_state;
 
@@ -20,5 +21,6 @@ pub use duration::CaseDuration;
 pub use family::{Family, Role};
 pub use outcome::{EARLY_EOF, LIMIT, OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};
 pub use packet_kind::{TcpKind, tcp_flags};
+pub use ports::PortRange;
 pub use rate::Rate;
 pub use tcp_state::{ALL_STATES, TcpState};

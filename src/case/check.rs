@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::sockopt::ValueWanted;
 use super::workload::{SeriesAgg, SeriesMetric, Window};
 use crate::vocab::{Comparison, PortRange, TcpState};
 
@@ -37,6 +38,10 @@ pub enum Check {
     DurationMs { label: String, cmp: Comparison },
     /// Bytes moved by all attempts together.
     Bytes { label: String, cmp: Comparison },
+    /// The value every attempt read back (each must have read one).
+    ResultValue { label: String, wanted: ValueWanted },
+    /// Every successful attempt's own port (getsockname) is in this range.
+    ResultLocalPort { label: String, range: PortRange },
     /// Sockets in a namespace at a sample (`end` or a `sample` step's label).
     Sockets {
         ns: String,
@@ -196,6 +201,12 @@ impl fmt::Display for Check {
                 write!(f, "`{label}`: every attempt takes {cmp} ms")
             }
             Check::Bytes { label, cmp } => write!(f, "`{label}`: bytes {cmp}"),
+            Check::ResultValue { label, wanted } => {
+                write!(f, "`{label}`: every value read back {wanted}")
+            }
+            Check::ResultLocalPort { label, range } => {
+                write!(f, "`{label}`: every local port in {range}")
+            }
             Check::Sockets {
                 ns,
                 filter,

@@ -7,8 +7,9 @@ use serde_saphyr::Spanned;
 
 use super::entries::Entries;
 use super::program::{Exec, Vars};
+use super::sockopt::{OptionName, SocketOptions};
 use super::workload::Workload;
-use crate::vocab::{CaseDuration, Comparison, Family, PortRange, Rate, Role};
+use crate::vocab::{CaseDuration, Comparison, Family, PortRange, Rate, Role, SocketFamily};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,7 +220,13 @@ impl<'de> Deserialize<'de> for SysctlValue {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
+    /// A socket bound to an address and port, for a later `listen` or `connect` to use.
+    Bind(Bind),
     Listen(Listen),
+    /// accept() a connection a `connect` step left in the listener's queue (`accept: false`).
+    Accept(Accept),
+    /// Set or read socket options on an open socket.
+    Sockopt(Sockopt),
     CloseListener(CloseListener),
     Connect(Connect),
     Reconnect(Reconnect),
@@ -235,7 +242,8 @@ pub enum Step {
     SetDrop(SetDrop),
     /// Send one stray TCP segment into a connection's 4-tuple from a raw socket.
     Inject(Inject),
-    /// shutdown(SHUT_WR) on one side of a connection: its FIN goes out, the socket stays open.
+    /// shutdown() on one side of a connection (SHUT_WR by default: its FIN goes out, the
+    /// socket stays open).
     Shutdown(Shutdown),
     /// Run a real program inside a namespace.
     Exec(Box<Exec>),
@@ -251,6 +259,91 @@ pub struct Shutdown {
     #[serde(default = "default_conn")]
     pub conn: String,
     pub by: Role,
+    #[serde(default = "default_shutdown_how")]
+    pub how: ShutdownHow,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// Which directions shutdown() closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum ShutdownHow {
+    /// SHUT_RD: no more reading; nothing is sent.
+    Rd,
+    /// SHUT_WR: the FIN goes out; reading goes on.
+    Wr,
+    /// SHUT_RDWR: both.
+    Rdwr,
+}
+
+fn default_shutdown_how() -> ShutdownHow {
+    ShutdownHow::Wr
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bind {
+    /// Namespace the socket is created in.
+    pub on: Spanned<String>,
+    /// `any`, `loopback`, a namespace (its address) or a literal; default: the namespace's own
+    /// address.
+    #[serde(default)]
+    pub addr: Option<Spanned<String>>,
+    /// 0: the kernel picks an ephemeral port at bind().
+    #[serde(default)]
+    pub port: u16,
+    /// The socket's family when it is not the trial's (`ipv4`, `ipv6`, `mapped`).
+    #[serde(default)]
+    pub family: Option<Spanned<SocketFamily>>,
+    #[serde(default)]
+    pub options: Option<Spanned<SocketOptions>>,
+    /// SO_BINDTODEVICE.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Name of the socket, for a later `listen`, `connect` or `sockopt` (`socket: NAME`).
+    #[serde(default = "default_socket")]
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+fn default_socket() -> String {
+    "sock".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    /// The connection whose server side to accept.
+    #[serde(default = "default_conn")]
+    pub conn: String,
+    #[serde(default = "default_connect_timeout")]
+    pub timeout: CaseDuration,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// Which open socket a `sockopt` step works on: exactly one of `conn` (with `by`), `socket`
+/// or `listener`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sockopt {
+    #[serde(default)]
+    pub conn: Option<Spanned<String>>,
+    #[serde(default)]
+    pub by: Option<Role>,
+    #[serde(default)]
+    pub socket: Option<Spanned<String>>,
+    #[serde(default)]
+    pub listener: Option<Spanned<String>>,
+    /// Options to set, in order; each is read back after it is set.
+    #[serde(default)]
+    pub set: Option<Spanned<SocketOptions>>,
+    /// An option to read without setting it.
+    #[serde(default)]
+    pub get: Option<Spanned<OptionName>>,
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -290,6 +383,9 @@ pub struct SetDrop {
 impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
+            Step::Bind(_) => "bind",
+            Step::Accept(_) => "accept",
+            Step::Sockopt(_) => "sockopt",
             Step::Listen(_) => "listen",
             Step::CloseListener(_) => "close_listener",
             Step::Connect(_) => "connect",
@@ -310,9 +406,32 @@ impl Step {
         }
     }
 
+    /// The socket options this step sets or reads, inner steps of a `repeat` included.
+    pub fn option_names(&self) -> Vec<OptionName> {
+        let mut out: Vec<OptionName> = match self {
+            Step::Bind(b) => options_of(&b.options).iter().map(|o| o.name).collect(),
+            Step::Listen(l) => options_of(&l.options).iter().map(|o| o.name).collect(),
+            Step::Connect(c) => options_of(&c.options).iter().map(|o| o.name).collect(),
+            Step::Sockopt(s) => options_of(&s.set).iter().map(|o| o.name).collect(),
+            Step::Repeat(r) => r
+                .steps
+                .iter()
+                .flat_map(|s| s.value.option_names())
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Step::Sockopt(Sockopt { get: Some(g), .. }) = self {
+            out.push(g.value);
+        }
+        out
+    }
+
     /// The label its results are filed under: the explicit `label`, else the step kind.
     pub fn label(&self) -> Option<&str> {
         let explicit = match self {
+            Step::Bind(s) => s.label.as_deref(),
+            Step::Accept(s) => s.label.as_deref(),
+            Step::Sockopt(s) => s.label.as_deref(),
             Step::Listen(s) => s.label.as_deref(),
             Step::CloseListener(s) => s.label.as_deref(),
             Step::Connect(s) => s.label.as_deref(),
@@ -334,6 +453,9 @@ impl Step {
         Some(explicit.unwrap_or(self.kind()))
     }
 }
+
+/// The address word for a namespace's own loopback address (127.0.0.1, ::1).
+pub const LOOPBACK: &str = "loopback";
 
 fn default_listener() -> String {
     "main".into()
@@ -357,13 +479,24 @@ fn default_settle() -> CaseDuration {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
-    /// Namespace to listen in.
-    pub on: Spanned<String>,
-    /// `any` for the wildcard address, an address literal, or omitted for the namespace's own
-    /// address in the trial's family.
+    /// Namespace to listen in (not with `socket:`).
+    #[serde(default)]
+    pub on: Option<Spanned<String>>,
+    /// `any` for the wildcard address, `loopback`, an address literal, or omitted for the
+    /// namespace's own address in the trial's family.
     #[serde(default)]
     pub addr: Option<Spanned<String>>,
-    pub port: u16,
+    /// The port to bind (not with `socket:`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Listen on the socket an earlier `bind` step made, instead of binding a new one.
+    #[serde(default)]
+    pub socket: Option<Spanned<String>>,
+    /// The socket's family when it is not the trial's.
+    #[serde(default)]
+    pub family: Option<Spanned<SocketFamily>>,
+    #[serde(default)]
+    pub options: Option<Spanned<SocketOptions>>,
     #[serde(default)]
     pub reuseaddr: bool,
     #[serde(default = "default_backlog")]
@@ -386,11 +519,29 @@ pub struct CloseListener {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connect {
-    /// Namespace the client socket is created in.
-    pub from: Spanned<String>,
-    /// Namespace whose address to connect to, or an address literal.
+    /// Namespace the client socket is created in (not with `socket:`).
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// Connect the socket an earlier `bind` step made.
+    #[serde(default)]
+    pub socket: Option<Spanned<String>>,
+    /// Namespace whose address to connect to, `loopback`, `any` (the unspecified address,
+    /// which Linux takes as this host), or an address literal.
     pub to: Spanned<String>,
     pub port: u16,
+    /// The socket's family when it is not the trial's.
+    #[serde(default)]
+    pub family: Option<Spanned<SocketFamily>>,
+    #[serde(default)]
+    pub options: Option<Spanned<SocketOptions>>,
+    /// Whether the server side is accepted at once (default) or left in the listener's
+    /// accept queue for an `accept` step.
+    #[serde(default = "default_true")]
+    pub accept: bool,
+    /// TCP Fast Open: send this many bytes with the SYN (sendto with MSG_FASTOPEN); what
+    /// did not ride on the SYN is sent once the connection is established.
+    #[serde(default)]
+    pub syn_data: Option<u64>,
     /// bind() to this port before connect(); 0 binds to an ephemeral port chosen at bind time.
     #[serde(default)]
     pub local_port: Option<u16>,
@@ -540,6 +691,10 @@ pub struct ExpectSpec {
     pub duration_ms: Option<Spanned<Comparison>>,
     #[serde(default)]
     pub bytes: Option<Spanned<Comparison>>,
+    /// The value every attempt read back (`sockopt`; bytes on the SYN for `syn_data`): a
+    /// number, a comparison, true/false, or a port range.
+    #[serde(default)]
+    pub value: Option<Spanned<super::sockopt::ValueWanted>>,
 
     /// Socket-state count in this namespace.
     #[serde(default)]
@@ -657,4 +812,9 @@ pub struct ExpectSpec {
     /// substitute`, joined with `and`); elsewhere the expectation is reported as not applicable.
     #[serde(default)]
     pub when: Option<Spanned<String>>,
+}
+
+/// The options a step sets, in order (none when it has no `options:`).
+pub fn options_of(o: &Option<Spanned<SocketOptions>>) -> &[super::sockopt::SocketOption] {
+    o.as_ref().map_or(&[], |o| o.value.0.as_slice())
 }

@@ -10,16 +10,18 @@ use serde_saphyr::{Location, Spanned};
 
 use super::check::{Check, Expectation};
 use crate::kernel::sysctl;
-use crate::topology::{Topology, address_allowed};
+use crate::topology::{Topology, step_address_allowed};
 use crate::vocab::is_outcome_name;
 use crate::vocab::{Family, SourceError};
 
+use super::model::LOOPBACK;
 use super::model::{CaseFile, ExpectSpec, ImpairSpec, PeerAction, Step};
 use super::program::Vars;
 use super::when::When;
 
 mod exec;
 mod expect;
+mod sockets;
 mod workload;
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ struct Ctx<'a> {
     errors: Vec<SourceError>,
     conns: BTreeSet<String>,
     listeners: BTreeSet<String>,
+    /// Names of `bind` steps' sockets.
+    sockets: BTreeSet<String>,
     labels: BTreeSet<String>,
     samples: BTreeSet<String>,
     drops: BTreeSet<String>,
@@ -51,6 +55,8 @@ struct Ctx<'a> {
     workloads: BTreeSet<String>,
     /// Inside a `repeat` block.
     in_repeat: bool,
+    /// Connections whose `connect` leaves the accept to an `accept` step.
+    deferred: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -71,18 +77,21 @@ impl Ctx<'_> {
         }
     }
 
-    /// A namespace name (its own address), `any` where allowed, or an address literal.
-    fn address(&mut self, target: &Spanned<String>, any_ok: bool) {
+    /// A namespace name (its own address), `any`, `loopback` (the namespace's own), or an
+    /// address literal. A step with its own `family:` takes literals of any family.
+    fn address(&mut self, target: &Spanned<String>, own_family: bool) {
         let v = target.value.as_str();
-        if self.topology.has_namespace(v) || (any_ok && v == "any") {
+        if self.topology.has_namespace(v) || v == "any" || v == LOOPBACK {
             return;
         }
         match v.parse::<IpAddr>() {
-            Ok(ip) if !address_allowed(ip) => self.err(
+            Ok(ip) if !step_address_allowed(ip) => self.err(
                 target.referenced,
-                format!("{ip} is outside the harness's ranges (198.18.0.0/15, fd00::/8): traffic must stay inside the case's namespaces"),
+                format!("{ip} is outside the harness's ranges (198.18.0.0/15, fd00::/8, the namespace's own loopback 127.0.0.0/8 and ::1, and their v4-mapped forms): traffic must stay inside the case's namespaces"),
             ),
+            Ok(_) if own_family => {}
             Ok(ip) => {
+                let ip = ip.to_canonical();
                 let family = if ip.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
                 if !self.families.contains(&family) {
                     let families: Vec<&str> = self.families.iter().map(|f| f.name()).collect();
@@ -115,13 +124,24 @@ impl Ctx<'_> {
                 self.labels.insert(label.to_string());
             }
             match &step.value {
-                Step::Listen(l) => {
-                    self.namespace(&l.on);
-                    if let Some(a) = &l.addr {
-                        self.address(a, true);
+                Step::Bind(b) => {
+                    self.namespace(&b.on);
+                    if let Some(a) = &b.addr {
+                        self.address(a, b.family.is_some());
                     }
+                    self.sockets.insert(b.name.clone());
+                }
+                Step::Listen(l) => {
+                    self.listen(l, at);
                     self.listeners.insert(l.name.clone());
                 }
+                Step::Accept(a) => {
+                    self.conn(&a.conn, at);
+                    if !self.deferred.contains(&a.conn) {
+                        self.err(at, format!("connection `{}` is accepted by its `connect` step: write `accept: false` there to leave it in the listener's queue for this step", a.conn));
+                    }
+                }
+                Step::Sockopt(s) => self.sockopt(s, at),
                 Step::CloseListener(c) => {
                     if !self.listeners.contains(&c.name) {
                         self.err(
@@ -131,12 +151,13 @@ impl Ctx<'_> {
                     }
                 }
                 Step::Connect(c) => {
-                    self.namespace(&c.from);
-                    self.address(&c.to, false);
-                    if c.bind_address_no_port && c.local_port.is_some_and(|p| p != 0) {
-                        self.err(at, "bind_address_no_port lets connect() choose the port; it cannot go with a fixed local_port");
-                    }
+                    self.connect(c, at);
                     self.conns.insert(c.name.clone());
+                    if c.accept {
+                        self.deferred.remove(&c.name);
+                    } else {
+                        self.deferred.insert(c.name.clone());
+                    }
                 }
                 Step::Reconnect(r) => self.conn(&r.conn, at),
                 Step::Close(c) => {
@@ -336,9 +357,10 @@ impl Ctx<'_> {
             ("output_contains", e.output_contains.is_some(), &["program"]),
             ("processes", e.processes.is_some(), &["program"]),
             ("bytes", e.bytes.is_some(), &["result"]),
+            ("value", e.value.is_some(), &["result"]),
             ("state", e.state.is_some(), &["sockets", "conntrack"]),
             ("port", e.port.is_some(), &["sockets"]),
-            ("local_port", e.local_port.is_some(), &["sockets"]),
+            ("local_port", e.local_port.is_some(), &["sockets", "result"]),
             ("remote_port", e.remote_port.is_some(), &["sockets"]),
             ("at", e.at.is_some(), &["sockets", "conntrack"]),
             ("rtt_ms", e.rtt_ms.is_some(), &["sockets"]),
@@ -429,6 +451,7 @@ pub fn validate(
         errors: early,
         conns: BTreeSet::new(),
         listeners: BTreeSet::new(),
+        sockets: BTreeSet::new(),
         labels: BTreeSet::new(),
         samples: BTreeSet::new(),
         drops: BTreeSet::new(),
@@ -438,6 +461,7 @@ pub fn validate(
         background: BTreeSet::new(),
         workloads: BTreeSet::new(),
         in_repeat: false,
+        deferred: BTreeSet::new(),
     };
     let mut sysctls = Vec::new();
     for (ns, entries) in file.sysctls.iter() {

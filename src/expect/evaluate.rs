@@ -131,7 +131,9 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
         | Check::FirstError { .. }
         | Check::All { .. }
         | Check::DurationMs { .. }
-        | Check::Bytes { .. } => judge_results(check, obs),
+        | Check::Bytes { .. }
+        | Check::ResultValue { .. }
+        | Check::ResultLocalPort { .. } => judge_results(check, obs),
         Check::Sockets { .. } | Check::SocketRtt { .. } => judge_sockets(check, obs),
         Check::Packets { .. } | Check::Dropped { .. } => judge_packets(check, obs),
         Check::ConntrackEntries { .. } | Check::ConntrackStat { .. } => judge_conntrack(check, obs),
@@ -200,8 +202,57 @@ fn judge_results(check: &Check, obs: &Observations) -> (bool, String) {
             let n: u64 = attempts(obs, label).filter_map(|r| r.bytes).sum();
             (cmp.holds(n as i64), format!("{n} bytes"))
         }
+        Check::ResultValue { label, wanted } => {
+            let read: Vec<String> = attempts(obs, label)
+                .map(|r| match &r.value {
+                    Some(v) => v.to_string(),
+                    None => format!("none ({})", r.outcome.name()),
+                })
+                .collect();
+            let ok = !read.is_empty()
+                && attempts(obs, label).all(|r| r.value.as_ref().is_some_and(|v| wanted.holds(v)));
+            (ok, values_text(&read))
+        }
+        Check::ResultLocalPort { label, range } => {
+            let ports: Vec<u16> = attempts(obs, label)
+                .filter(|r| r.outcome == crate::vocab::Outcome::Ok)
+                .filter_map(|r| r.local.map(|a| a.port()))
+                .collect();
+            let ok = !ports.is_empty() && ports.iter().all(|p| range.contains(*p));
+            let text = match (ports.iter().min(), ports.iter().max()) {
+                (Some(lo), Some(hi)) => {
+                    format!("ports {lo}..{hi} over {} successful attempts", ports.len())
+                }
+                _ => "no successful attempt with a local port".into(),
+            };
+            (ok, text)
+        }
         _ => (false, format!("not a results check: {check}")),
     }
+}
+
+/// Values in order, runs of one value folded (`1 x3, 0`).
+fn values_text(values: &[String]) -> String {
+    if values.is_empty() {
+        return "no attempts".into();
+    }
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for v in values {
+        match runs.last_mut() {
+            Some((last, n)) if last == v => *n += 1,
+            _ => runs.push((v.clone(), 1)),
+        }
+    }
+    runs.iter()
+        .map(|(v, n)| {
+            if *n > 1 {
+                format!("{v} x{n}")
+            } else {
+                v.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Socket states and RTTs at a sample.

@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_saphyr::Spanned;
 
-use crate::case::{Placeholder, Step, fill_placeholders, parse_placeholders};
+use crate::case::{LOOPBACK, Placeholder, Step, fill_placeholders, parse_placeholders};
 use crate::topology::Topology;
-use crate::vocab::Family;
+use crate::vocab::{Family, SocketFamily};
 
 use super::step::{Control, Op, OpKind, PlanStep, WorkloadPlan};
 
@@ -40,20 +40,43 @@ struct Compiler<'c> {
 }
 
 impl Compiler<'_> {
-    /// `any`, a namespace (its address in the trial's family) or an address literal.
-    fn resolve(&self, target: &str, line: u64) -> Result<IpAddr, PlanError> {
-        let resolved = match target {
-            "any" => Some(match self.family {
-                Family::Ipv4 => IpAddr::from([0u8; 4]),
-                Family::Ipv6 => IpAddr::from([0u16; 8]),
-            }),
-            ns if self.topology.has_namespace(ns) => self.topology.address_of(ns, self.family),
-            literal => literal.parse().ok(),
+    /// `any`, `loopback`, a namespace (its address) or an address literal, in the family of
+    /// the step's socket: its own `family:`, else the trial's.
+    fn resolve(
+        &self,
+        target: &str,
+        line: u64,
+        family: Option<&Spanned<SocketFamily>>,
+    ) -> Result<IpAddr, PlanError> {
+        let family = family.map_or(
+            match self.family {
+                Family::Ipv4 => SocketFamily::Ipv4,
+                Family::Ipv6 => SocketFamily::Ipv6,
+            },
+            |f| f.value,
+        );
+        let v4 = |a: [u8; 4]| IpAddr::from(a);
+        let mapped = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_mapped()),
+            v6 => v6,
+        };
+        let resolved = match (target, family) {
+            ("any", SocketFamily::Ipv4) => Some(v4([0; 4])),
+            ("any", _) => Some(IpAddr::from([0u16; 8])),
+            (LOOPBACK, SocketFamily::Ipv4) => Some(v4([127, 0, 0, 1])),
+            (LOOPBACK, SocketFamily::Ipv6) => Some(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16])),
+            (LOOPBACK, SocketFamily::Mapped) => Some(mapped(v4([127, 0, 0, 1]))),
+            (ns, f) if self.topology.has_namespace(ns) => match f {
+                SocketFamily::Ipv4 => self.topology.address_of(ns, Family::Ipv4),
+                SocketFamily::Ipv6 => self.topology.address_of(ns, Family::Ipv6),
+                SocketFamily::Mapped => self.topology.address_of(ns, Family::Ipv4).map(mapped),
+            },
+            (literal, _) => literal.parse().ok(),
         };
         resolved.ok_or_else(|| PlanError::NoAddress {
             line,
             target: target.to_string(),
-            family: self.family.name(),
+            family: family.name(),
             topology: self.topology.name.clone(),
         })
     }
@@ -96,7 +119,7 @@ impl Compiler<'_> {
         label: &'c str,
         line: u64,
     ) -> Result<WorkloadPlan<'c>, PlanError> {
-        let ip = self.resolve(&w.to.value, line)?;
+        let ip = self.resolve(&w.to.value, line, None)?;
         let server_ns = match self.topology.owner_of(ip) {
             Some(ns) => ns.to_string(),
             None => {
@@ -153,18 +176,42 @@ impl Compiler<'_> {
                     at: s.at.map(|d| d.0),
                 });
             }
-            Step::Listen(l) => {
-                let target = l.addr.as_ref().map_or(&l.on.value, |a| &a.value);
-                OpKind::Listen {
-                    step: l,
-                    addr: SocketAddr::new(self.resolve(target, line)?, l.port),
+            Step::Bind(b) => {
+                let target = b.addr.as_ref().unwrap_or(&b.on);
+                OpKind::Bind {
+                    step: b,
+                    addr: SocketAddr::new(
+                        self.resolve(&target.value, line, b.family.as_ref())?,
+                        b.port,
+                    ),
                 }
+            }
+            Step::Listen(l) => {
+                let addr = match (&l.on, l.port) {
+                    (Some(on), Some(port)) => {
+                        let target = l.addr.as_ref().unwrap_or(on);
+                        Some(SocketAddr::new(
+                            self.resolve(&target.value, line, l.family.as_ref())?,
+                            port,
+                        ))
+                    }
+                    _ => None,
+                };
+                OpKind::Listen { step: l, addr }
             }
             Step::Connect(c) => OpKind::Connect {
                 step: c,
-                remote: SocketAddr::new(self.resolve(&c.to.value, line)?, c.port),
-                local_ip: self.resolve(&c.from.value, line)?,
+                remote: SocketAddr::new(
+                    self.resolve(&c.to.value, line, c.family.as_ref())?,
+                    c.port,
+                ),
+                local_ip: match &c.from {
+                    Some(from) => Some(self.resolve(&from.value, line, c.family.as_ref())?),
+                    None => None,
+                },
             },
+            Step::Accept(a) => OpKind::Accept(a),
+            Step::Sockopt(s) => OpKind::Sockopt(s),
             Step::CloseListener(c) => OpKind::CloseListener(c),
             Step::Reconnect(r) => OpKind::Reconnect(r),
             Step::Close(c) => OpKind::Close(c),
@@ -285,10 +332,10 @@ expect:
             let text: Vec<String> = found
                 .iter()
                 .map(|op| match &op.kind {
-                    OpKind::Listen { addr, .. } => addr.to_string(),
+                    OpKind::Listen { addr, .. } => addr.unwrap().to_string(),
                     OpKind::Connect {
                         remote, local_ip, ..
-                    } => format!("{remote} from {local_ip}"),
+                    } => format!("{remote} from {}", local_ip.unwrap()),
                     OpKind::Exec { argv, .. } => argv[1..].join(" "),
                     _ => String::new(),
                 })

@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::case::{
-    Close, CloseListener, Connect, Exec, ImpairSpec, Inject, Listen, Reconnect, RecvStep, SendStep,
-    Shutdown, Workload,
+    Accept, Bind, Close, CloseListener, Connect, Exec, ImpairSpec, Inject, Listen, Reconnect,
+    RecvStep, SendStep, Shutdown, Sockopt, Workload,
 };
 
 /// One step of a plan.
@@ -52,17 +52,26 @@ pub struct Op<'c> {
 
 #[derive(Debug)]
 pub enum OpKind<'c> {
-    Listen {
-        step: &'c Listen,
-        /// The address to bind: the namespace's own, the wildcard, or a literal.
+    Bind {
+        step: &'c Bind,
+        /// The address to bind, in the socket's family.
         addr: SocketAddr,
     },
+    Listen {
+        step: &'c Listen,
+        /// The address to bind: the namespace's own, the wildcard, or a literal; `None` when
+        /// it listens on a socket a `bind` step made.
+        addr: Option<SocketAddr>,
+    },
+    Accept(&'c Accept),
+    Sockopt(&'c Sockopt),
     CloseListener(&'c CloseListener),
     Connect {
         step: &'c Connect,
         remote: SocketAddr,
-        /// The client namespace's own address, for an explicit bind.
-        local_ip: IpAddr,
+        /// The client namespace's own address, for an explicit bind; `None` when it connects
+        /// a socket a `bind` step made.
+        local_ip: Option<IpAddr>,
     },
     Reconnect(&'c Reconnect),
     Close(&'c Close),

@@ -194,6 +194,28 @@ struct Ran {
 /// kernel timers) still run alongside.
 static WORKLOADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A socket option this kernel predates skips the case, as a too-new sysctl does.
+fn too_new_options(case: &Case) -> Result<(), TrialError> {
+    let release = crate::kernel::kernel_release();
+    let Some(running) = crate::case::KernelVersion::parse(&release) else {
+        return Ok(());
+    };
+    for name in case.steps.iter().flat_map(|s| s.value.option_names()) {
+        if let Some(since) = name.since().filter(|since| running < *since) {
+            return Err(TrialError::Unsupported {
+                feature: KERNEL_TOO_OLD,
+                reason: format!(
+                    "the case uses the socket option `{}`, which exists from Linux {}.{} on; this kernel is {release}",
+                    name.name(),
+                    since.0,
+                    since.1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError> {
     check_programs(case)?;
     let _one_workload = case.has_workload().then(|| {
@@ -206,6 +228,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
     } else {
         None
     };
+    too_new_options(case)?;
     // Compiled before anything is built: a step that cannot run here stops the trial first.
     let plan = compile(&case.steps, &case.topology, family, &case.vars)?;
     let mut prepared = prepare(case, backend)?;

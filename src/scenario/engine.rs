@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::case::{Close, CloseHow, Listen, PeerAction, RecvStep, Role, SendStep};
-use crate::case::{Inject, Shutdown};
+use crate::case::{Inject, OptionValue, Shutdown, ShutdownHow, SocketOption, options_of};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
@@ -68,19 +68,39 @@ pub struct SocketSample {
     pub conntrack: BTreeMap<String, ConntrackTable>,
 }
 
-struct Listener {
-    ns: String,
-    fd: OwnedFd,
-    addr: SocketAddr,
+pub(super) struct Listener {
+    pub(super) ns: String,
+    pub(super) fd: OwnedFd,
+    pub(super) addr: SocketAddr,
+}
+
+/// A socket a `bind` step made, until a `listen` or `connect` takes it.
+pub(super) struct Bound {
+    pub(super) ns: String,
+    pub(super) fd: OwnedFd,
+    /// Its options, for a `reconnect` of the connection it becomes.
+    pub(super) options: Vec<SocketOption>,
+    pub(super) device: Option<String>,
+}
+
+/// An address as a comparison sees it: v4-mapped IPv6 as the IPv4 address it stands for
+/// (a dual-stack listener's accepted peers are `::ffff:198.18.0.1`).
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 /// The case's listener that serves this connection's destination, if one does.
 fn listener_for<'a>(listeners: &'a HashMap<String, Listener>, conn: &Conn) -> Option<&'a Listener> {
     let server_ns = conn.server_ns.as_ref()?;
+    let remote = canonical(conn.remote);
     listeners.values().find(|l| {
+        let ip = l.addr.ip().to_canonical();
         &l.ns == server_ns
-            && l.addr.port() == conn.remote.port()
-            && (l.addr.ip() == conn.remote.ip() || l.addr.ip().is_unspecified())
+            && l.addr.port() == remote.port()
+            && (ip == remote.ip()
+                || ip.is_unspecified()
+                // connect() to the unspecified address reaches this host's loopback.
+                || (remote.ip().is_unspecified() && ip.is_loopback()))
     })
 }
 
@@ -94,32 +114,46 @@ struct ConnectArgs {
     reuseaddr: bool,
     bind_address_no_port: bool,
     bind_device: Option<String>,
+    /// Set after the flags above, in order.
+    options: Vec<SocketOption>,
+    /// A socket a `bind` step made, connected as it is; the first `inherited` of `options`
+    /// are the ones its `bind` set.
+    bound: Option<OwnedFd>,
+    inherited: usize,
+    /// Accept the server side at once (else an `accept` step does).
+    accept: bool,
+    /// Bytes to send with the SYN (TCP Fast Open).
+    syn_data: Option<u64>,
     timeout: Duration,
 }
 
-struct Conn {
-    client: Option<OwnedFd>,
-    server: Option<OwnedFd>,
-    client_ns: String,
-    server_ns: Option<String>,
+pub(super) struct Conn {
+    pub(super) client: Option<OwnedFd>,
+    pub(super) server: Option<OwnedFd>,
+    pub(super) client_ns: String,
+    pub(super) server_ns: Option<String>,
     /// Client's local address once connected (or bound).
-    local: Option<SocketAddr>,
-    remote: SocketAddr,
+    pub(super) local: Option<SocketAddr>,
+    pub(super) remote: SocketAddr,
     reuseaddr: bool,
     bind_device: Option<String>,
+    /// The options its socket was given, for a `reconnect`.
+    options: Vec<SocketOption>,
     /// Why there is no connection: the connect's errno.
-    failed: Option<String>,
+    pub(super) failed: Option<String>,
 }
 
 pub struct Engine<'a> {
     pub(super) lab: &'a Lab,
     pub(super) topology: &'a Topology,
     pub(super) diag: BTreeMap<String, SockDiag>,
-    listeners: HashMap<String, Listener>,
-    conns: HashMap<String, Conn>,
+    pub(super) listeners: HashMap<String, Listener>,
+    pub(super) conns: HashMap<String, Conn>,
+    /// Sockets `bind` steps made that no `listen` or `connect` has taken yet.
+    pub(super) bound: HashMap<String, Bound>,
     /// Sockets replaced under a reused name: kept open until the case ends, so that no step
     /// closes anything implicitly.
-    retired: Vec<OwnedFd>,
+    pub(super) retired: Vec<OwnedFd>,
     pub(super) start: Instant,
     /// A masquerading router is on the path: accepted peers are not the clients' addresses.
     pub nat_in_path: bool,
@@ -155,6 +189,7 @@ impl<'a> Engine<'a> {
             diag,
             listeners: HashMap::new(),
             conns: HashMap::new(),
+            bound: HashMap::new(),
             retired: Vec::new(),
             start: Instant::now(),
             impairments: None,
@@ -280,7 +315,10 @@ impl<'a> Engine<'a> {
         };
         let mut extra = Vec::new();
         match &op.kind {
+            OpKind::Bind { step, addr } => self.bind(step, *addr, &mut rec)?,
             OpKind::Listen { step, addr } => self.listen(step, *addr, &mut rec)?,
+            OpKind::Accept(a) => self.accept_step(a, &mut rec)?,
+            OpKind::Sockopt(s) => self.sockopt(s, &mut rec),
             OpKind::CloseListener(c) => match self.listeners.remove(&c.name) {
                 Some(l) => {
                     rec.detail = format!("{} in {}", l.addr, l.ns);
@@ -293,14 +331,45 @@ impl<'a> Engine<'a> {
                 remote,
                 local_ip,
             } => {
+                let mut options = Vec::new();
+                let mut device = c.bind_device.clone();
+                let (from, bound, local_ip) = match (&c.socket, &c.from, local_ip) {
+                    (Some(name), _, _) => match self.bound.remove(&name.value) {
+                        Some(b) => {
+                            options = b.options;
+                            device = b.device;
+                            let ip = so::local_addr(&b.fd).map(|a| a.ip());
+                            let ip = ip.unwrap_or(remote.ip());
+                            (b.ns, Some(b.fd), ip)
+                        }
+                        None => {
+                            rec.outcome = Outcome::Skipped(format!(
+                                "socket `{}` was taken by an earlier step or never made",
+                                name.value
+                            ));
+                            self.records.push(rec);
+                            return Ok(());
+                        }
+                    },
+                    (None, Some(from), Some(ip)) => (from.value.clone(), None, *ip),
+                    // Validation requires `from:` or `socket:`.
+                    _ => unreachable!("a connect without `from:` or `socket:`"),
+                };
+                let inherited = options.len();
+                options.extend_from_slice(options_of(&c.options));
                 let args = ConnectArgs {
-                    from: c.from.value.clone(),
+                    inherited,
+                    from,
                     remote: *remote,
-                    local_ip: *local_ip,
+                    local_ip,
                     local_port: c.local_port,
                     reuseaddr: c.reuseaddr,
                     bind_address_no_port: c.bind_address_no_port,
-                    bind_device: c.bind_device.clone(),
+                    bind_device: device,
+                    options,
+                    bound,
+                    accept: c.accept,
+                    syn_data: c.syn_data,
                     timeout: c.timeout.0,
                 };
                 self.connect(args, &c.name, &mut rec)?;
@@ -319,6 +388,11 @@ impl<'a> Engine<'a> {
                         reuseaddr: c.reuseaddr,
                         bind_address_no_port: false,
                         bind_device: c.bind_device.clone(),
+                        options: c.options.clone(),
+                        bound: None,
+                        inherited: 0,
+                        accept: true,
+                        syn_data: None,
                         timeout: r.timeout.0,
                     };
                     self.connect(args, &r.conn, &mut rec)?;
@@ -384,46 +458,80 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// The namespace that owns an address, if the topology assigns it.
-    fn owner_of(&self, ip: IpAddr) -> Option<String> {
+    /// The namespace that serves a connection from `from` to `ip`: the topology's owner of
+    /// the address, or `from` itself for its own loopback and the unspecified address.
+    fn server_ns_for(&self, from: &str, ip: IpAddr) -> Option<String> {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Some(from.to_string());
+        }
         self.topology.owner_of(ip).map(str::to_string)
     }
 
     fn listen(
         &mut self,
         l: &Listen,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
         rec: &mut StepRecord,
     ) -> Result<(), EngineError> {
-        let ip = addr.ip();
-        rec.detail = format!("{addr} in {}", l.on.value);
-        let (reuse, backlog) = (l.reuseaddr, l.backlog);
-        let result = self
-            .lab
-            .ns(&l.on.value)
-            .run(move || -> nix::Result<OwnedFd> {
-                let fd = so::tcp_socket(ip)?;
-                if reuse {
-                    so::set_reuseaddr(&fd)?;
+        let options = options_of(&l.options).to_vec();
+        let backlog = l.backlog;
+        let listen_on = move |fd: &OwnedFd| -> Result<(), (String, nix::errno::Errno)> {
+            so::apply_options(fd, &options)?;
+            so::listen(fd, backlog).map_err(|e| ("listen()".to_string(), e))
+        };
+        let (ns, result) = match (addr, &l.socket) {
+            (Some(addr), _) => {
+                let ns = l.on.as_ref().map(|o| o.value.clone()).unwrap_or_default();
+                rec.detail = format!("{addr} in {ns}");
+                let reuse = l.reuseaddr;
+                let made = self.lab.ns(&ns).run(move || {
+                    let fd = so::tcp_socket(addr.ip()).map_err(|e| ("socket()".to_string(), e))?;
+                    if reuse {
+                        so::set_reuseaddr(&fd)
+                            .map_err(|e| ("setsockopt(reuseaddr)".to_string(), e))?;
+                    }
+                    so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
+                    listen_on(&fd)?;
+                    Ok(fd)
+                })?;
+                (ns, made)
+            }
+            (None, Some(name)) => match self.bound.remove(&name.value) {
+                Some(b) => {
+                    rec.detail = format!("socket `{}` in {}", name.value, b.ns);
+                    let made = listen_on(&b.fd).map(|()| b.fd);
+                    (b.ns, made)
                 }
-                so::bind(&fd, addr)?;
-                so::listen(&fd, backlog)?;
-                Ok(fd)
-            })?;
+                None => {
+                    rec.outcome = Outcome::Skipped(format!(
+                        "socket `{}` was taken by an earlier step or never made",
+                        name.value
+                    ));
+                    return Ok(());
+                }
+            },
+            (None, None) => unreachable!("validation requires `on:` and `port:` or `socket:`"),
+        };
         match result {
             Ok(fd) => {
-                rec.local = so::local_addr(&fd).ok();
-                let old = self.listeners.insert(
-                    l.name.clone(),
-                    Listener {
-                        ns: l.on.value.clone(),
-                        fd,
-                        addr,
-                    },
-                );
+                let local = so::local_addr(&fd).ok();
+                rec.local = local;
+                if let Some(a) = local {
+                    rec.detail = format!("{a} in {ns}");
+                }
+                let addr = local
+                    .or(addr)
+                    .unwrap_or_else(|| SocketAddr::from(([0u8; 4], 0)));
+                let old = self
+                    .listeners
+                    .insert(l.name.clone(), Listener { ns, fd, addr });
                 self.retired.extend(old.map(|o| o.fd));
             }
-            Err(e) => rec.outcome = Outcome::Errno(e),
+            Err((call, e)) => {
+                rec.detail = format!("{call} failed: {}", rec.detail);
+                rec.outcome = Outcome::Errno(e);
+            }
         }
         Ok(())
     }
@@ -438,37 +546,45 @@ impl<'a> Engine<'a> {
         let local_ip = c.local_ip;
         let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
         let device = c.bind_device.clone();
+        let options = c.options.clone();
         let bind_to = (no_port || local_port.is_some())
             .then(|| SocketAddr::new(local_ip, local_port.unwrap_or(0)));
-        // Created from this thread by entering the namespace: no hop to its thread.
-        let created = self.lab.ns(&c.from).enter(
-            move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
-                let fd = so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
-                let opt = |e| ("setsockopt()".to_string(), e);
-                if reuse {
-                    so::set_reuseaddr(&fd).map_err(opt)?;
-                }
-                if let Some(dev) = &device {
-                    so::bind_to_device(&fd, dev).map_err(opt)?;
-                }
-                if no_port && remote.is_ipv4() {
-                    so::set_bind_address_no_port(&fd).map_err(opt)?;
-                }
-                if let Some(addr) = bind_to {
-                    so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
-                }
-                Ok(fd)
-            },
-        )?;
+        let created = match c.bound {
+            // A bound socket keeps its namespace; only the connect's own options are new.
+            Some(fd) => so::apply_options(&fd, &options[c.inherited..]).map(|()| fd),
+            // Created from this thread by entering the namespace: no hop to its thread.
+            None => self.lab.ns(&c.from).enter(
+                move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
+                    let fd =
+                        so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
+                    let opt = |e| ("setsockopt()".to_string(), e);
+                    if reuse {
+                        so::set_reuseaddr(&fd).map_err(opt)?;
+                    }
+                    if let Some(dev) = &device {
+                        so::bind_to_device(&fd, dev).map_err(opt)?;
+                    }
+                    if no_port && remote.is_ipv4() {
+                        so::set_bind_address_no_port(&fd).map_err(opt)?;
+                    }
+                    so::apply_options(&fd, &options)?;
+                    if let Some(addr) = bind_to {
+                        so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
+                    }
+                    Ok(fd)
+                },
+            )?,
+        };
         let mut conn = Conn {
             client: None,
             server: None,
             client_ns: c.from.clone(),
-            server_ns: self.owner_of(remote.ip()),
+            server_ns: self.server_ns_for(&c.from, remote.ip()),
             local: None,
             remote,
             reuseaddr: c.reuseaddr,
             bind_device: c.bind_device.clone(),
+            options: c.options.clone(),
             failed: None,
         };
         rec.detail = format!("-> {remote}");
@@ -479,19 +595,45 @@ impl<'a> Engine<'a> {
                 conn.failed = Some(format!("{e:?} from {call}"));
             }
             Ok(fd) => {
-                let outcome = so::connect(&fd, remote, c.timeout);
+                let outcome = match c.syn_data {
+                    None => so::connect(&fd, remote, c.timeout),
+                    Some(n) => {
+                        let (outcome, with_syn) = so::connect_with_data(&fd, remote, n, c.timeout);
+                        // What did not ride on the SYN goes once the connection is up, as
+                        // an application would send it.
+                        let (outcome, rest) = match outcome {
+                            Outcome::Ok if with_syn < n => {
+                                so::send_all(&fd, n - with_syn, Instant::now() + c.timeout)
+                            }
+                            o => (o, 0),
+                        };
+                        rec.bytes = Some(with_syn + rest);
+                        rec.value = Some(OptionValue::Int(with_syn as i64));
+                        rec.detail = format!("{with_syn} of {n} bytes rode on the SYN");
+                        outcome
+                    }
+                };
                 conn.local = so::local_addr(&fd).ok().filter(|a| a.port() != 0);
                 rec.local = conn.local;
-                if let Some(local) = conn.local {
-                    rec.detail = format!("{local} -> {remote}");
+                let what = std::mem::take(&mut rec.detail);
+                rec.detail = match conn.local {
+                    Some(local) => format!("{local} -> {remote}"),
+                    None => format!("-> {remote}"),
+                };
+                if c.syn_data.is_some() {
+                    rec.detail = format!("{}: {what}", rec.detail);
                 }
                 match &outcome {
                     Outcome::Ok => {
-                        conn.server = self.accept_for(&conn, c.timeout)?;
-                        // Without a listener of the case (a program's server), nothing of
-                        // twlab's was to accept it.
-                        if conn.server.is_none() && self.listener_for(&conn).is_some() {
-                            rec.detail += " (the server did not accept it in time)";
+                        if c.accept {
+                            conn.server = self.accept_for(&conn, c.timeout)?.ok();
+                            // Without a listener of the case (a program's server), nothing
+                            // of twlab's was to accept it.
+                            if conn.server.is_none() && self.listener_for(&conn).is_some() {
+                                rec.detail += " (the server did not accept it in time)";
+                            }
+                        } else {
+                            rec.detail += " (left in the accept queue)";
                         }
                         conn.client = Some(fd);
                     }
@@ -516,7 +658,6 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
-
     /// The case's listener that serves this connection's destination, if one does.
     fn listener_for(&self, conn: &Conn) -> Option<&Listener> {
         listener_for(&self.listeners, conn)
@@ -524,33 +665,41 @@ impl<'a> Engine<'a> {
 
     /// The server side of a just-established connection: accept from the listener that serves
     /// it until the accepted peer is our client (others stay open, retired).
-    fn accept_for(
+    pub(super) fn accept_for(
         &mut self,
         conn: &Conn,
         timeout: Duration,
-    ) -> Result<Option<OwnedFd>, EngineError> {
+    ) -> Result<Result<OwnedFd, Outcome>, EngineError> {
         let Some(local) = conn.local else {
-            return Ok(None);
+            return Ok(Err(Outcome::Skipped(
+                "the connection has no local address".into(),
+            )));
         };
         let Some(listener) = listener_for(&self.listeners, conn) else {
-            return Ok(None);
+            return Ok(Err(Outcome::Skipped(
+                "no listener of the case serves its destination".into(),
+            )));
         };
         // The same budget as the connect: a lost handshake ACK delays the accept by the
         // server's SYN-ACK retransmission (1 s) although connect() already returned.
         let deadline = Instant::now() + timeout;
-        while let Ok(fd) = so::accept(&listener.fd, deadline) {
+        loop {
+            let fd = match so::accept(&listener.fd, deadline) {
+                Ok(fd) => fd,
+                Err(outcome) => return Ok(Err(outcome)),
+            };
             // Behind NAT the server sees the router's address, not the client's: steps run one
             // at a time, so the next connection accepted is this one.
-            if self.nat_in_path || so::peer_addr(&fd).ok() == Some(local) {
-                return Ok(Some(fd));
+            let peer = so::peer_addr(&fd).ok().map(canonical);
+            if self.nat_in_path || peer == Some(canonical(local)) {
+                return Ok(Ok(fd));
             }
             self.retired.push(fd);
         }
-        Ok(None)
     }
 
     /// Why a step finds no socket on this side of the connection.
-    fn missing(&self, conn: &str, role: Role) -> String {
+    pub(super) fn missing(&self, conn: &str, role: Role) -> String {
         match self.conns.get(conn).and_then(|c| c.failed.as_ref()) {
             Some(errno) => format!("connection `{conn}` failed to connect ({errno})"),
             None => format!("connection `{conn}` has no open {} socket", role.name()),
@@ -558,7 +707,7 @@ impl<'a> Engine<'a> {
     }
 
     /// One side's socket of a connection, still open, or why there is none.
-    fn open_socket(&self, conn: &str, role: Role) -> Result<&OwnedFd, String> {
+    pub(super) fn open_socket(&self, conn: &str, role: Role) -> Result<&OwnedFd, String> {
         let c = self
             .conns
             .get(conn)
@@ -740,7 +889,8 @@ impl<'a> Engine<'a> {
         rec.detail = format!("{} sends {} bytes", s.by.name(), s.bytes);
     }
 
-    /// shutdown(SHUT_WR): this side's FIN goes out; it can still read.
+    /// shutdown(): SHUT_WR sends this side's FIN and it can still read; SHUT_RD sends
+    /// nothing.
     fn shutdown(&mut self, s: &Shutdown, rec: &mut StepRecord) {
         let fd = match self.open_socket(&s.conn, s.by) {
             Ok(fd) => fd,
@@ -749,8 +899,13 @@ impl<'a> Engine<'a> {
                 return;
             }
         };
-        rec.outcome = so::shutdown_write(fd).into();
-        rec.detail = format!("{} shuts down its sending side", s.by.name());
+        rec.outcome = so::shutdown(fd, s.how).into();
+        let what = match s.how {
+            ShutdownHow::Rd => "receiving side",
+            ShutdownHow::Wr => "sending side",
+            ShutdownHow::Rdwr => "both sides",
+        };
+        rec.detail = format!("{} shuts down its {what}", s.by.name());
     }
 
     fn recv(&mut self, r: &RecvStep, rec: &mut StepRecord) {

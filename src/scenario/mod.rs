@@ -6,6 +6,7 @@ mod inject;
 mod outcome;
 mod program;
 mod socket;
+mod socket_steps;
 pub mod workload;
 
 pub use crate::vocab::{OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};

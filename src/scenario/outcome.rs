@@ -23,8 +23,9 @@ pub struct StepRecord {
     /// The socket's own address after the step, where it has one (getsockname after bind,
     /// listen or connect).
     pub local: Option<std::net::SocketAddr>,
-    /// A value the step read back from the kernel (a socket option's value).
-    pub value: Option<i64>,
+    /// A value the step read back from the kernel: a socket option's (`sockopt`), or the
+    /// bytes that rode on the SYN (`connect` with `syn_data`).
+    pub value: Option<crate::case::OptionValue>,
 }
 
 /// Outcomes of these records by name with their counts (`ok x9, EADDRNOTAVAIL x1`); empty

@@ -12,6 +12,7 @@ use nix::sys::socket::{
     self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, setsockopt, sockopt,
 };
 
+use crate::case::{OptionName, OptionValue, ShutdownHow, SocketOption};
 use crate::vocab::Outcome;
 
 /// A new TCP socket in the calling thread's namespace.
@@ -203,13 +204,153 @@ pub fn recv_until(
     }
 }
 
-/// shutdown(SHUT_WR): send a FIN, keep reading.
-pub fn shutdown_write(fd: &OwnedFd) -> nix::Result<()> {
-    socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
-}
-
 /// close(2) with its result (dropping an OwnedFd throws the result away, and with SO_LINGER
 /// the result is the point).
 pub fn close(fd: OwnedFd) -> Outcome {
     nix::unistd::close(fd.into_raw_fd()).into()
+}
+
+/// IP_LOCAL_PORT_RANGE (include/uapi/linux/in.h, Linux 6.3); the libc crate does not name it.
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+/// Where the kernel keeps an option: (level, optname).
+fn option_address(name: OptionName) -> (libc::c_int, libc::c_int) {
+    use OptionName::*;
+    match name {
+        Reuseaddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+        Reuseport => (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+        Linger => (libc::SOL_SOCKET, libc::SO_LINGER),
+        Keepalive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        Rcvbuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+        Sndbuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+        Keepidle => (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+        Keepintvl => (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+        Keepcnt => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+        Linger2 => (libc::IPPROTO_TCP, libc::TCP_LINGER2),
+        UserTimeout => (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+        Nodelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        Fastopen => (libc::IPPROTO_TCP, libc::TCP_FASTOPEN),
+        FastopenConnect => (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT),
+        // SOL_IP options work on IPv6 TCP sockets too: ipv6_setsockopt hands level SOL_IP
+        // to ip_setsockopt.
+        BindAddressNoPort => (libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT),
+        LocalPortRange => (libc::IPPROTO_IP, IP_LOCAL_PORT_RANGE),
+        V6only => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+    }
+}
+
+/// setsockopt() of one option, its value in the kernel's own form.
+pub fn set_option(fd: &OwnedFd, opt: &SocketOption) -> nix::Result<()> {
+    let (level, name) = option_address(opt.name);
+    let raw = |ptr: *const libc::c_void, len: usize| {
+        // SAFETY: a valid fd, and `ptr` points at `len` bytes that live across the call.
+        let rc =
+            unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, ptr, len as libc::socklen_t) };
+        Errno::result(rc).map(drop)
+    };
+    match (opt.name, opt.value) {
+        (OptionName::Linger, OptionValue::Int(seconds)) => {
+            let l = libc::linger {
+                l_onoff: 1,
+                l_linger: seconds as libc::c_int,
+            };
+            raw(
+                (&l as *const libc::linger).cast(),
+                size_of::<libc::linger>(),
+            )
+        }
+        // The kernel packs the range as lo | hi << 16 (inet_sk's local_port_range).
+        (_, OptionValue::Range { lo, hi }) => {
+            let v: u32 = u32::from(lo) | (u32::from(hi) << 16);
+            raw((&v as *const u32).cast(), size_of::<u32>())
+        }
+        (_, OptionValue::Int(v)) => {
+            let v = v as libc::c_int;
+            raw((&v as *const libc::c_int).cast(), size_of::<libc::c_int>())
+        }
+    }
+}
+
+/// getsockopt() of one option, in the form a case writes it (SO_LINGER: its seconds when on,
+/// -1 when off).
+pub fn get_option(fd: &OwnedFd, option: OptionName) -> nix::Result<OptionValue> {
+    let (level, name) = option_address(option);
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: a valid fd and a buffer of `len` bytes the kernel writes into.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    Errno::result(rc)?;
+    let word = |at: usize| i32::from_ne_bytes(buf[at..at + 4].try_into().unwrap_or([0; 4]));
+    Ok(match option {
+        OptionName::Linger => OptionValue::Int(if word(0) != 0 { i64::from(word(4)) } else { -1 }),
+        OptionName::LocalPortRange => {
+            let v = word(0) as u32;
+            OptionValue::Range {
+                lo: (v & 0xffff) as u16,
+                hi: (v >> 16) as u16,
+            }
+        }
+        _ => OptionValue::Int(i64::from(word(0))),
+    })
+}
+
+/// shutdown() in the direction a case names.
+pub fn shutdown(fd: &OwnedFd, how: ShutdownHow) -> nix::Result<()> {
+    let how = match how {
+        ShutdownHow::Rd => socket::Shutdown::Read,
+        ShutdownHow::Wr => socket::Shutdown::Write,
+        ShutdownHow::Rdwr => socket::Shutdown::Both,
+    };
+    socket::shutdown(fd.as_raw_fd(), how)
+}
+
+/// A TCP Fast Open connect: sendto() with MSG_FASTOPEN carries up to `n` bytes in the SYN
+/// when the client holds a cookie for the server; without one the kernel sends a SYN asking
+/// for a cookie and queues nothing (the call says EINPROGRESS). Returns the connect's
+/// outcome and the bytes the SYN took.
+pub fn connect_with_data(
+    fd: &OwnedFd,
+    to: SocketAddr,
+    n: u64,
+    timeout: Duration,
+) -> (Outcome, u64) {
+    let deadline = Instant::now() + timeout;
+    let data = vec![0x5au8; usize::try_from(n).unwrap_or(usize::MAX).min(64 * 1024)];
+    let addr = SockaddrStorage::from(to);
+    let with_syn = match socket::sendto(
+        fd.as_raw_fd(),
+        &data,
+        &addr,
+        MsgFlags::from_bits_retain(libc::MSG_FASTOPEN | libc::MSG_NOSIGNAL),
+    ) {
+        Ok(k) => k as u64,
+        Err(Errno::EINPROGRESS) => 0,
+        Err(e) => return (Outcome::Errno(e), 0),
+    };
+    let outcome = match wait(fd.as_fd(), PollFlags::POLLOUT, deadline) {
+        Ok(true) => match socket::getsockopt(fd, sockopt::SocketError) {
+            Ok(0) => Outcome::Ok,
+            Ok(code) => Outcome::Errno(Errno::from_raw(code)),
+            Err(e) => Outcome::Errno(e),
+        },
+        Ok(false) => Outcome::Timeout,
+        Err(e) => Outcome::Errno(e),
+    };
+    (outcome, with_syn)
+}
+
+/// Options in order; the first that fails names itself.
+pub fn apply_options(fd: &OwnedFd, options: &[SocketOption]) -> Result<(), (String, Errno)> {
+    for o in options {
+        set_option(fd, o).map_err(|e| (format!("setsockopt({o})"), e))?;
+    }
+    Ok(())
 }

@@ -4,4 +4,4 @@ mod load;
 mod model;
 
 pub use load::{load_topology, topology_dir};
-pub use model::{Link, LinkEnd, Topology, address_allowed};
+pub use model::{Link, LinkEnd, Topology, address_allowed, step_address_allowed};

@@ -154,6 +154,14 @@ impl Topology {
 
 /// Traffic must stay inside the harness's namespaces: only RFC 2544 benchmarking space and
 /// unique-local IPv6 are allowed, so a case can never aim at a real network.
+/// What a step may name as an address: the harness's ranges, and also the namespace's own
+/// loopback (127.0.0.0/8, ::1), whose traffic never leaves that namespace, and the v4-mapped
+/// forms of both (`::ffff:198.18.0.2`).
+pub fn step_address_allowed(addr: IpAddr) -> bool {
+    let addr = addr.to_canonical();
+    addr.is_loopback() || address_allowed(addr)
+}
+
 pub fn address_allowed(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => {

@@ -17,6 +17,23 @@ impl Family {
     }
 }
 
+/// The family of one socket, where a step chooses it rather than the trial: `mapped` is an
+/// IPv6 socket that reaches an IPv4 address through its v4-mapped form (`::ffff:198.18.0.2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum SocketFamily {
+    Ipv4,
+    Ipv6,
+    Mapped,
+}
+
+impl SocketFamily {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// One side of a connection: the one that called connect() or the one that accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]

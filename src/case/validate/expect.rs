@@ -87,8 +87,28 @@ impl Ctx<'_> {
                 },
             );
         }
+        if let Some(w) = &e.value {
+            any = true;
+            push(
+                w.referenced,
+                Check::ResultValue {
+                    label: l.clone(),
+                    wanted: w.value,
+                },
+            );
+        }
+        if let Some(range) = e.local_port {
+            any = true;
+            push(
+                at,
+                Check::ResultLocalPort {
+                    label: l.clone(),
+                    range,
+                },
+            );
+        }
         if !any {
-            self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms or bytes");
+            self.err(at, "say what to check about the results: ok, errors, first_error, all, attempts, duration_ms, bytes, value or local_port");
         }
     }
 

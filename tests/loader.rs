@@ -326,7 +326,7 @@ fn unknown_key_in_an_expectation() {
 fn missing_required_field() {
     let text = case("  - listen: {on: server}\n", EXPECT_LISTEN_OK);
     let err = refuse_one(&text);
-    assert_says(&err, &["missing field `port`"]);
+    assert_says(&err, &["a `listen` needs `on:` and `port:`, or `socket:`"]);
     assert_eq!(err.line, pos(&text, "listen").0, "{err}");
 }
 
@@ -1508,5 +1508,127 @@ fn series_keys_do_not_belong_to_results() {
     assert_says(
         &err,
         &["`every` does not belong in a `result:` expectation"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket steps: bind, accept, sockopt, options, addresses.
+
+const BIND: &str = "  - bind: {on: client, port: 0, name: s1}\n";
+
+#[test]
+fn a_misspelt_socket_option_lists_the_options() {
+    let text = case(
+        "  - bind: {on: client, options: {keepalives: true}}\n",
+        "  - result: bind\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &[
+            "`keepalives` is not a socket option",
+            "keepalive,",
+            "local_port_range",
+        ],
+    );
+    assert_eq!(err.line, pos(&text, "keepalives").0, "{err}");
+}
+
+#[test]
+fn a_socket_option_value_out_of_range_says_the_range() {
+    let text = case(
+        "  - bind: {on: client, options: {keepcnt: 500}}\n",
+        "  - result: bind\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`keepcnt` takes a whole number from 1 to 127, not 500"],
+    );
+    assert_eq!(err.line, pos(&text, "keepcnt").0, "{err}");
+}
+
+#[test]
+fn connect_with_a_bound_socket_takes_no_bind_keys() {
+    let text = case(
+        &format!(
+            "{LISTEN}{BIND}  - connect: {{socket: s1, to: server, port: 8080, local_port: 4000}}\n"
+        ),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["`local_port` belongs to the `bind` step"]);
+}
+
+#[test]
+fn connect_names_its_socket_or_its_namespace() {
+    let text = case(
+        &format!("{LISTEN}  - connect: {{to: server, port: 8080}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["needs `from:`", "or `socket:`"]);
+    let text = case(
+        &format!("{LISTEN}  - connect: {{socket: nope, to: server, port: 8080}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["no earlier `bind` step is named `nope`"]);
+    assert_at(&err, pos(&text, "nope"));
+}
+
+#[test]
+fn accept_needs_a_connect_that_left_the_accept() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}  - accept: {{}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["write `accept: false` there"]);
+}
+
+#[test]
+fn sockopt_works_on_exactly_one_socket() {
+    let text = case(
+        &format!(
+            "{LISTEN}{CONNECT}  - sockopt: {{conn: conn, by: client, listener: main, get: nodelay}}\n"
+        ),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["exactly one socket"]);
+    let text = case(
+        &format!("{LISTEN}{CONNECT}  - sockopt: {{conn: conn, get: nodelay}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["`conn:` needs `by:`"]);
+    let text = case(
+        &format!("{LISTEN}  - sockopt: {{listener: main}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["needs `set:`", "or `get:`"]);
+}
+
+#[test]
+fn loopback_is_allowed_and_outside_addresses_are_not() {
+    let repo = Repo::new();
+    let ok = case(
+        "  - listen: {on: client, addr: loopback, port: 80}\n  - connect: {from: client, to: \"127.0.0.1\", port: 80}\n  - connect: {from: client, to: \"::ffff:198.18.0.2\", family: mapped, port: 80, name: m}\n",
+        EXPECT_LISTEN_OK,
+    );
+    repo.load("cases/x.yaml", &ok)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = case(
+        "  - connect: {from: client, to: \"::ffff:8.8.8.8\", family: mapped, port: 80}\n",
+        "  - result: connect\n    ok: 1\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["outside the harness's ranges", "loopback"]);
+}
+
+#[test]
+fn value_belongs_to_results() {
+    let text = case(LISTEN, "  - sockets: server\n    count: 1\n    value: 1\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`value` does not belong in a `sockets:` expectation"],
     );
 }

@@ -477,7 +477,6 @@ impl<'a> Engine<'a> {
         let options = options_of(&l.options).to_vec();
         let backlog = l.backlog;
         let listen_on = move |fd: &OwnedFd| -> Result<(), (String, nix::errno::Errno)> {
-            so::apply_options(fd, &options)?;
             so::listen(fd, backlog).map_err(|e| ("listen()".to_string(), e))
         };
         let (ns, result) = match (addr, &l.socket) {
@@ -487,6 +486,9 @@ impl<'a> Engine<'a> {
                 let reuse = l.reuseaddr;
                 let made = self.lab.ns(&ns).run(move || {
                     let fd = so::tcp_socket(addr.ip()).map_err(|e| ("socket()".to_string(), e))?;
+                    // Before bind(): some options only apply to an unbound socket
+                    // (IPV6_V6ONLY says EINVAL once the socket has a port).
+                    so::apply_options(&fd, &options)?;
                     if reuse {
                         so::set_reuseaddr(&fd)
                             .map_err(|e| ("setsockopt(reuseaddr)".to_string(), e))?;
@@ -500,7 +502,9 @@ impl<'a> Engine<'a> {
             (None, Some(name)) => match self.bound.remove(&name.value) {
                 Some(b) => {
                     rec.detail = format!("socket `{}` in {}", name.value, b.ns);
-                    let made = listen_on(&b.fd).map(|()| b.fd);
+                    let made = so::apply_options(&b.fd, options_of(&l.options))
+                        .and_then(|()| listen_on(&b.fd))
+                        .map(|()| b.fd);
                     (b.ns, made)
                 }
                 None => {

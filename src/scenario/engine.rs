@@ -568,7 +568,8 @@ impl<'a> Engine<'a> {
                     if let Some(dev) = &device {
                         so::bind_to_device(&fd, dev).map_err(opt)?;
                     }
-                    if no_port && remote.is_ipv4() {
+                    // SOL_IP's IP_BIND_ADDRESS_NO_PORT works on IPv6 sockets too.
+                    if no_port {
                         so::set_bind_address_no_port(&fd).map_err(opt)?;
                     }
                     so::apply_options(&fd, &options)?;

@@ -23,6 +23,12 @@ pub enum PlanError {
         family: &'static str,
         topology: String,
     },
+    #[error("line {line}: a `{step}` needs {needs}")]
+    Incomplete {
+        line: u64,
+        step: &'static str,
+        needs: &'static str,
+    },
     #[error(
         "line {line}: no namespace of topology `{topology}` owns {addr}, so nothing can listen on it"
     )]
@@ -195,7 +201,14 @@ impl Compiler<'_> {
                             port,
                         ))
                     }
-                    _ => None,
+                    _ if l.socket.is_some() => None,
+                    _ => {
+                        return Err(PlanError::Incomplete {
+                            line,
+                            step: "listen",
+                            needs: "`on:` and `port:`, or `socket:`",
+                        });
+                    }
                 };
                 OpKind::Listen { step: l, addr }
             }
@@ -205,9 +218,16 @@ impl Compiler<'_> {
                     self.resolve(&c.to.value, line, c.family.as_ref())?,
                     c.port,
                 ),
-                local_ip: match &c.from {
-                    Some(from) => Some(self.resolve(&from.value, line, c.family.as_ref())?),
-                    None => None,
+                local_ip: match (&c.from, &c.socket) {
+                    (Some(from), _) => Some(self.resolve(&from.value, line, c.family.as_ref())?),
+                    (None, Some(_)) => None,
+                    (None, None) => {
+                        return Err(PlanError::Incomplete {
+                            line,
+                            step: "connect",
+                            needs: "`from:` or `socket:`",
+                        });
+                    }
                 },
             },
             Step::Accept(a) => OpKind::Accept(a),

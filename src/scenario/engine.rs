@@ -352,8 +352,13 @@ impl<'a> Engine<'a> {
                         }
                     },
                     (None, Some(from), Some(ip)) => (from.value.clone(), None, *ip),
-                    // Validation requires `from:` or `socket:`.
-                    _ => unreachable!("a connect without `from:` or `socket:`"),
+                    // The plan refuses a connect without `from:` or `socket:`.
+                    _ => {
+                        rec.outcome =
+                            Outcome::Skipped("a connect without `from:` or `socket:`".into());
+                        self.records.push(rec);
+                        return Ok(());
+                    }
                 };
                 let inherited = options.len();
                 options.extend_from_slice(options_of(&c.options));
@@ -515,7 +520,12 @@ impl<'a> Engine<'a> {
                     return Ok(());
                 }
             },
-            (None, None) => unreachable!("validation requires `on:` and `port:` or `socket:`"),
+            // The plan refuses a listen without `on:`/`port:` or `socket:`.
+            (None, None) => {
+                rec.outcome =
+                    Outcome::Skipped("a listen without `on:` and `port:` or `socket:`".into());
+                return Ok(());
+            }
         };
         match result {
             Ok(fd) => {

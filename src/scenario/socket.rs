@@ -120,6 +120,11 @@ pub fn connect(fd: &OwnedFd, to: SocketAddr, timeout: Duration) -> Outcome {
         Err(Errno::EINPROGRESS) => {}
         Err(e) => return Outcome::Errno(e),
     }
+    handshake_answer(fd, deadline)
+}
+
+/// The answer to a connect in progress: writable, then SO_ERROR says how it ended.
+fn handshake_answer(fd: &OwnedFd, deadline: Instant) -> Outcome {
     match wait(fd.as_fd(), PollFlags::POLLOUT, deadline) {
         Ok(true) => match socket::getsockopt(fd, sockopt::SocketError) {
             Ok(0) => Outcome::Ok,
@@ -335,16 +340,7 @@ pub fn connect_with_data(
         Err(Errno::EINPROGRESS) => 0,
         Err(e) => return (Outcome::Errno(e), 0),
     };
-    let outcome = match wait(fd.as_fd(), PollFlags::POLLOUT, deadline) {
-        Ok(true) => match socket::getsockopt(fd, sockopt::SocketError) {
-            Ok(0) => Outcome::Ok,
-            Ok(code) => Outcome::Errno(Errno::from_raw(code)),
-            Err(e) => Outcome::Errno(e),
-        },
-        Ok(false) => Outcome::Timeout,
-        Err(e) => Outcome::Errno(e),
-    };
-    (outcome, with_syn)
+    (handshake_answer(fd, deadline), with_syn)
 }
 
 /// Options in order; the first that fails names itself.

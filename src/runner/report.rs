@@ -259,17 +259,15 @@ fn row_details(r: &SocketRow) -> String {
     if r.timer != Ok(TcpTimer::Off) {
         let _ = write!(out, "  timer {}", r.timer_text());
     }
-    let Some(info) = &r.info else {
+    // A listener's tcp_info says nothing more: its unacked and sacked are the queues again.
+    let Some(info) = r.info.as_ref().filter(|_| r.state != TcpState::Listen) else {
         return out;
     };
     let ms = |f: TcpInfoField| info.get(f).map(|us| us as f64 / 1e3);
     if let Some(rtt) = ms(TcpInfoField::RttMs).filter(|v| *v > 0.0) {
         let _ = write!(out, "  rtt {rtt:.1} ms");
     }
-    // A listener's RTO is the initial one and says nothing.
-    if r.state != TcpState::Listen
-        && let Some(rto) = ms(TcpInfoField::RtoMs)
-    {
+    if let Some(rto) = ms(TcpInfoField::RtoMs) {
         let _ = write!(out, "  rto {rto:.0} ms");
     }
     for field in [

@@ -1632,3 +1632,136 @@ fn value_belongs_to_results() {
         &["`value` does not belong in a `sockets:` expectation"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// What every matching socket shows: timer, queues, tcp_info, options.
+
+/// A `sockets:` expectation on the server's listener with these extra lines.
+fn listener_expect(lines: &str) -> String {
+    case(
+        LISTEN,
+        &format!("  - sockets: server\n    state: LISTEN\n{lines}"),
+    )
+}
+
+#[test]
+fn row_checks_need_no_count_and_lower_one_check_each() {
+    let repo = Repo::new();
+    let text = listener_expect(
+        "    timer: off\n    send_q: 128\n    recv_q: 0\n    retrans: 0\n    expires_ms: 0\n    info: {retransmits: 0, rto_ms: {at_least: 200}}\n    options: [sack]\n    no_options: [ecn]\n",
+    );
+    let case = repo
+        .load("cases/x.yaml", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(case.expectations.len(), 9);
+    let rto = case
+        .expectations
+        .iter()
+        .find(|e| e.check.to_string().contains("info.rto_ms"))
+        .expect("an info.rto_ms check");
+    assert_eq!((rto.line, rto.col), pos(&text, "{at_least: 200}"));
+}
+
+#[test]
+fn unknown_timer_lists_the_timers() {
+    let text = listener_expect("    timer: retransmit\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &[
+            "`retransmit` is not a socket timer",
+            "off, on, keepalive, timewait, persist",
+        ],
+    );
+    assert_at(&err, pos(&text, "retransmit"));
+}
+
+#[test]
+fn unknown_tcp_info_field_is_refused_at_its_name() {
+    let text = listener_expect("    info: {retransmits: 0, rto: 200}\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`rto` is not a tcp_info field", "rto_ms", "unacked"],
+    );
+    assert_at(&err, pos(&text, "rto:"));
+}
+
+#[test]
+fn empty_info_map_is_refused() {
+    let text = listener_expect("    info: {}\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["`info:` is empty"]);
+}
+
+#[test]
+fn tcp_info_value_must_be_a_comparison() {
+    let text = listener_expect("    info: {rto_ms: fast}\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["\"fast\"", "{at_least: N}"]);
+    assert_at(&err, pos(&text, "rto_ms"));
+}
+
+#[test]
+fn expires_ms_must_be_a_comparison() {
+    let text = listener_expect("    expires_ms: soon\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["\"soon\"", "{at_least: N}"]);
+    assert_at(&err, pos(&text, "expires_ms"));
+}
+
+#[test]
+fn unknown_option_lists_the_options() {
+    let text = listener_expect("    options: [timestamps, tsopt]\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &[
+            "`tsopt` is not a negotiated TCP option",
+            "timestamps, sack, wscale",
+        ],
+    );
+    assert_at(&err, pos(&text, "tsopt"));
+}
+
+#[test]
+fn empty_option_list_is_refused() {
+    let text = listener_expect("    no_options: []\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["`no_options:` is empty"]);
+    assert_at(&err, pos(&text, "[]"));
+}
+
+#[test]
+fn an_option_both_required_and_refused_can_never_hold() {
+    let text = listener_expect("    options: [sack]\n    no_options: [ecn, sack]\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["`sack` is in both `options:` and `no_options:`"]);
+    assert_at(&err, pos(&text, "[ecn, sack]"));
+}
+
+#[test]
+fn row_keys_do_not_belong_to_other_expectations() {
+    let text = case(
+        LISTEN,
+        "  - counter: Tcp.OutRsts\n    ns: server\n    delta: 0\n    recv_q: 0\n",
+    );
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`recv_q` does not belong in a `counter:` expectation"],
+    );
+    let text = case(LISTEN, "  - result: listen\n    ok: 1\n    timer: on\n");
+    let err = refuse_one(&text);
+    assert_says(
+        &err,
+        &["`timer` does not belong in a `result:` expectation"],
+    );
+}
+
+#[test]
+fn sockets_with_nothing_to_check_names_the_row_checks() {
+    let text = listener_expect("");
+    let err = refuse_one(&text);
+    assert_says(&err, &["needs `count:`", "`timer`", "`info`", "`options`"]);
+}

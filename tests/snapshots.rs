@@ -64,17 +64,7 @@ fn record(label: &str, line: u64, i: u32, outcome: Outcome, ms: u64) -> StepReco
 fn time_wait(port: u16) -> SocketRow {
     let a: SocketAddr = format!("198.18.0.1:{port}").parse().unwrap();
     let b: SocketAddr = "198.18.0.2:8080".parse().unwrap();
-    SocketRow {
-        state: TcpState::TimeWait,
-        local: a,
-        remote: b,
-        recv_q: 0,
-        send_q: 0,
-        rtt_us: None,
-        min_rtt_us: None,
-        total_retrans: None,
-        inode: 0,
-    }
+    SocketRow::bare(TcpState::TimeWait, a, b)
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::sockopt::ValueWanted;
 use super::workload::{SeriesAgg, SeriesMetric, Window};
-use crate::vocab::{Comparison, PortRange, TcpState};
+use crate::vocab::{Comparison, InfoUnit, PortRange, TcpInfoField, TcpOption, TcpState, TcpTimer};
 
 #[derive(Debug, Clone)]
 pub struct Expectation {
@@ -49,14 +49,13 @@ pub enum Check {
         at: String,
         cmp: Comparison,
     },
-    /// Every matching socket's smoothed RTT in ms (sockets without tcp_info are skipped).
-    SocketRtt {
+    /// Every socket of a namespace that the filter matches at a sample meets `test`; no
+    /// matching socket fails it (a check that nothing was there to meet cannot pass).
+    SocketRows {
         ns: String,
         filter: SocketFilter,
         at: String,
-        cmp: Comparison,
-        /// The lowest RTT seen rather than the smoothed one.
-        min: bool,
+        test: RowTest,
     },
     /// Packets of a kind (`None`: any TCP packet) sent by `from` that crossed its link.
     Packets {
@@ -138,6 +137,76 @@ pub enum OutputStream {
 impl OutputStream {
     pub fn name(self) -> &'static str {
         self.into()
+    }
+}
+
+/// A number sock_diag gives for one socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketField {
+    /// Milliseconds left on the pending timer (`idiag_expires`).
+    ExpiresMs,
+    /// The timer's retransmit or probe count (`idiag_retrans`).
+    Retrans,
+    /// Receive queue: unread bytes, or a listener's accept queue length.
+    RecvQ,
+    /// Send queue: unacknowledged bytes, or a listener's backlog.
+    SendQ,
+    /// A tcp_info field (`info:`; `rtt_ms` and `min_rtt_ms` are also written at top level).
+    Info(TcpInfoField),
+}
+
+impl SocketField {
+    /// How the raw value reads: tcp_info's microsecond fields compare in milliseconds.
+    pub fn unit(self) -> InfoUnit {
+        match self {
+            SocketField::Info(f) => f.unit(),
+            SocketField::ExpiresMs => InfoUnit::Millis,
+            SocketField::Retrans | SocketField::RecvQ | SocketField::SendQ => InfoUnit::Plain,
+        }
+    }
+}
+
+impl fmt::Display for SocketField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketField::ExpiresMs => f.write_str("expires_ms"),
+            SocketField::Retrans => f.write_str("retrans"),
+            SocketField::RecvQ => f.write_str("recv_q"),
+            SocketField::SendQ => f.write_str("send_q"),
+            SocketField::Info(i) => write!(f, "info.{i}"),
+        }
+    }
+}
+
+/// What every matching socket row must show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowTest {
+    /// A number, compared (in milliseconds for time fields).
+    Field(SocketField, Comparison),
+    /// The pending timer is of this kind.
+    Timer(TcpTimer),
+    /// The handshake negotiated all of these options (`present`), or none of them.
+    Options {
+        options: Vec<TcpOption>,
+        present: bool,
+    },
+}
+
+impl fmt::Display for RowTest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowTest::Field(field, cmp) => write!(f, "{field} {cmp}"),
+            RowTest::Timer(t) => write!(f, "timer {t}"),
+            RowTest::Options { options, present } => {
+                let names: Vec<&str> = options.iter().map(|o| o.name()).collect();
+                let which = if *present {
+                    "options"
+                } else {
+                    "none of options"
+                };
+                write!(f, "{which} {}", names.join(", "))
+            }
+        }
     }
 }
 
@@ -257,16 +326,12 @@ impl fmt::Display for Check {
                     agg.name()
                 )
             }
-            Check::SocketRtt {
+            Check::SocketRows {
                 ns,
                 filter,
                 at,
-                cmp,
-                min,
-            } => {
-                let which = if *min { "lowest RTT" } else { "RTT" };
-                write!(f, "{ns}: {which} of sockets ({filter}) at {at} {cmp} ms")
-            }
+                test,
+            } => write!(f, "{ns}: every socket ({filter}) at {at} has {test}"),
             Check::Packets { kind, from, cmp } => write!(
                 f,
                 "{} packets sent by {from} on the wire {cmp}",

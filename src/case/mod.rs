@@ -12,7 +12,7 @@ mod when;
 mod workload;
 
 pub use crate::vocab::{CaseDuration, CaseErrors, Comparison, Family, Rate, Role, SourceError};
-pub use check::{Check, Expectation, OutputStream, SocketFilter};
+pub use check::{Check, Expectation, OutputStream, RowTest, SocketField, SocketFilter};
 pub use entries::Entries;
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;

@@ -730,6 +730,30 @@ pub struct ExpectSpec {
     /// Every matching socket's lowest RTT seen (tcp_info min_rtt), in milliseconds.
     #[serde(default)]
     pub min_rtt_ms: Option<Spanned<Comparison>>,
+    /// Every matching socket's pending timer, as `ss -o` names it: `off`, `on` (retransmit),
+    /// `keepalive`, `timewait` (or `time_wait`), `persist` (zero-window probe).
+    #[serde(default)]
+    pub timer: Option<Spanned<String>>,
+    /// Every matching socket's milliseconds left on that timer.
+    #[serde(default)]
+    pub expires_ms: Option<Spanned<Comparison>>,
+    /// Every matching socket's retransmits or probes under that timer (`idiag_retrans`).
+    #[serde(default)]
+    pub retrans: Option<Spanned<Comparison>>,
+    /// Every matching socket's receive and send queue (a listener's accept queue and backlog).
+    #[serde(default)]
+    pub recv_q: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub send_q: Option<Spanned<Comparison>>,
+    /// tcp_info fields of every matching socket: `{retransmits: 0, rto_ms: {at_least: 200}}`.
+    #[serde(default)]
+    pub info: Option<Entries<Spanned<Comparison>>>,
+    /// Options every matching socket's handshake negotiated (`timestamps`, `sack`, `wscale`...),
+    /// and options none of them did.
+    #[serde(default)]
+    pub options: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub no_options: Option<Spanned<Vec<Spanned<String>>>>,
 
     /// Packets of this kind (SYN, SYN_ACK, FIN, RST, ACK, DATA, ANY) that crossed the link,
     /// sent by namespace `from`.

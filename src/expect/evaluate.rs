@@ -8,7 +8,8 @@ use crate::observe::{Counters, SocketRow};
 use crate::scenario::workload::WorkloadRun;
 use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord, outcome_counts};
 
-use crate::case::{Check, Expectation, OutputStream, SocketFilter};
+use crate::case::{Check, Expectation, OutputStream, RowTest, SocketField, SocketFilter};
+use crate::vocab::InfoUnit;
 
 /// Everything observed in one trial.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +135,7 @@ fn judge(check: &Check, obs: &Observations) -> (bool, String) {
         | Check::Bytes { .. }
         | Check::ResultValue { .. }
         | Check::ResultLocalPort { .. } => judge_results(check, obs),
-        Check::Sockets { .. } | Check::SocketRtt { .. } => judge_sockets(check, obs),
+        Check::Sockets { .. } | Check::SocketRows { .. } => judge_sockets(check, obs),
         Check::Packets { .. } | Check::Dropped { .. } => judge_packets(check, obs),
         Check::ConntrackEntries { .. } | Check::ConntrackStat { .. } => judge_conntrack(check, obs),
         Check::KernelLog { .. } | Check::Counter { .. } => judge_kernel(check, obs),
@@ -255,7 +256,7 @@ fn values_text(values: &[String]) -> String {
         .join(", ")
 }
 
-/// Socket states and RTTs at a sample.
+/// Socket counts, and what every matching socket shows, at a sample.
 fn judge_sockets(check: &Check, obs: &Observations) -> (bool, String) {
     match check {
         Check::Sockets {
@@ -278,46 +279,123 @@ fn judge_sockets(check: &Check, obs: &Observations) -> (bool, String) {
                 format!("{n} (at {:.1}s)", sample.at.as_secs_f64()),
             )
         }
-        Check::SocketRtt {
+        Check::SocketRows {
             ns,
             filter,
             at,
-            cmp,
-            min,
+            test,
         } => {
             let sample = match sample_at(obs, at) {
                 Ok(s) => s,
                 Err(missing) => return missing,
             };
-            let rtts: Vec<f64> = sample
+            let rows: Vec<&SocketRow> = sample
                 .sockets
                 .get(ns)
                 .into_iter()
                 .flatten()
                 .filter(|r| matches(filter, r))
-                .filter_map(|r| if *min { r.min_rtt_us } else { r.rtt_us })
-                .map(|us| f64::from(us) / 1000.0)
                 .collect();
-            // Compared in whole milliseconds (rounded), as the case writes them; both shown, so
-            // that 1.50 ms passing `at_most: 2` or failing `at_most: 1` reads right.
-            let rounded: Vec<i64> = rtts.iter().map(|ms| ms.round() as i64).collect();
-            let ok = !rtts.is_empty() && rounded.iter().all(|ms| cmp.holds(*ms));
-            let shown: Vec<String> = rtts.iter().map(|ms| format!("{ms:.2}")).collect();
-            let whole: Vec<String> = rounded.iter().map(i64::to_string).collect();
-            (
-                ok,
-                if rtts.is_empty() {
-                    "no matching socket with tcp_info".into()
-                } else {
-                    format!(
-                        "{} ms (compared as {} ms)",
-                        shown.join(", "),
-                        whole.join(", ")
-                    )
-                },
-            )
+            judge_rows(&rows, test)
         }
         _ => (false, format!("not a sockets check: {check}")),
+    }
+}
+
+/// Rows shown in a verdict before the rest are summed up.
+const SHOWN_ROWS: usize = 8;
+
+/// Every row meets the test; each row's value is shown (the failing ones first), so a failure
+/// says what was seen where. No row fails: there was nothing to meet it.
+fn judge_rows(rows: &[&SocketRow], test: &RowTest) -> (bool, String) {
+    if rows.is_empty() {
+        return (false, "no matching socket".into());
+    }
+    let judged: Vec<(bool, String)> = rows
+        .iter()
+        .map(|r| {
+            let (ok, seen) = row_meets(r, test);
+            (ok, format!("{}->{} {} {seen}", r.local, r.remote, r.state))
+        })
+        .collect();
+    let failing = judged.iter().filter(|(ok, _)| !ok).count();
+    let mut ordered: Vec<&(bool, String)> = judged.iter().filter(|(ok, _)| !ok).collect();
+    ordered.extend(judged.iter().filter(|(ok, _)| *ok));
+    let mut shown: Vec<String> = ordered
+        .iter()
+        .take(SHOWN_ROWS)
+        .map(|(ok, text)| {
+            if *ok {
+                text.clone()
+            } else {
+                format!("{text} (fails)")
+            }
+        })
+        .collect();
+    if ordered.len() > SHOWN_ROWS {
+        shown.push(format!("... {} more", ordered.len() - SHOWN_ROWS));
+    }
+    let head = if failing == 0 {
+        format!("{} socket(s): ", rows.len())
+    } else {
+        format!("{failing} of {} socket(s) fail: ", rows.len())
+    };
+    (failing == 0, head + &shown.join("; "))
+}
+
+/// Whether one row meets the test, and what it showed.
+fn row_meets(row: &SocketRow, test: &RowTest) -> (bool, String) {
+    match test {
+        RowTest::Field(field, cmp) => {
+            let raw = match field {
+                SocketField::ExpiresMs => Some(u64::from(row.expires_ms)),
+                SocketField::Retrans => Some(u64::from(row.retrans)),
+                SocketField::RecvQ => Some(u64::from(row.recv_q)),
+                SocketField::SendQ => Some(u64::from(row.send_q)),
+                SocketField::Info(f) => row.info(*f),
+            };
+            let Some(raw) = raw else {
+                let why = if row.info.is_none() {
+                    "no tcp_info"
+                } else {
+                    "not in this kernel's tcp_info"
+                };
+                return (false, format!("{field}: {why}"));
+            };
+            let raw = i64::try_from(raw).unwrap_or(i64::MAX);
+            match field.unit() {
+                // Compared in whole milliseconds (rounded), as the case writes them; the
+                // exact value is shown too, so that 1.50 ms passing `at_most: 2` reads right.
+                InfoUnit::Micros => {
+                    let ms = (raw + 500) / 1000;
+                    let exact = raw as f64 / 1000.0;
+                    let shown = if raw % 1000 == 0 {
+                        format!("{field} {ms}")
+                    } else {
+                        format!("{field} {exact:.2} (as {ms})")
+                    };
+                    (cmp.holds(ms), shown)
+                }
+                InfoUnit::Millis | InfoUnit::Plain => (cmp.holds(raw), format!("{field} {raw}")),
+            }
+        }
+        RowTest::Timer(expected) => {
+            let shown = format!("timer {}", row.timer_text());
+            (row.timer == Ok(*expected), shown)
+        }
+        RowTest::Options { options, present } => {
+            let Some(info) = &row.info else {
+                return (false, "no tcp_info".into());
+            };
+            let ok = options.iter().all(|o| info.has(*o) == *present);
+            let had: Vec<&str> = info.options().map(|o| o.name()).collect();
+            let shown = if had.is_empty() {
+                "options none".to_string()
+            } else {
+                format!("options {}", had.join(","))
+            };
+            (ok, shown)
+        }
     }
 }
 

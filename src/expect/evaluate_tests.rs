@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 use crate::case::When;
-use crate::observe::ConntrackTable;
+use crate::case::{RowTest, SocketField};
+use crate::observe::{ConntrackTable, TcpInfo};
 use crate::scenario::{Outcome, ProgramSpec};
-use crate::vocab::{Comparison, PortRange, TcpState};
+use crate::vocab::{Comparison, PortRange, TcpInfoField, TcpOption, TcpState, TcpTimer};
 
 fn expectation(check: Check) -> Expectation {
     Expectation {
@@ -70,25 +71,19 @@ fn addr(port: u16) -> SocketAddr {
 
 /// A socket with no tcp_info and no file: what TIME_WAIT looks like.
 fn row(state: TcpState, local: u16, remote: u16) -> SocketRow {
-    SocketRow {
-        state,
-        local: addr(local),
-        remote: addr(remote),
-        recv_q: 0,
-        send_q: 0,
-        rtt_us: None,
-        min_rtt_us: None,
-        total_retrans: None,
-        inode: 0,
-    }
+    SocketRow::bare(state, addr(local), addr(remote))
 }
 
 /// A socket a descriptor holds, with tcp_info.
 fn open_row(local: u16, remote: u16, rtt_us: u32, min_rtt_us: u32) -> SocketRow {
     SocketRow {
-        rtt_us: Some(rtt_us),
-        min_rtt_us: Some(min_rtt_us),
-        total_retrans: Some(0),
+        info: Some(TcpInfo::with(
+            &[
+                (TcpInfoField::RttMs, u64::from(rtt_us)),
+                (TcpInfoField::MinRttMs, u64::from(min_rtt_us)),
+            ],
+            &[TcpOption::Timestamps, TcpOption::Sack],
+        )),
         inode: 4242,
         ..row(TcpState::Established, local, remote)
     }
@@ -335,49 +330,179 @@ fn socket_rtt_bounds_every_matching_socket() {
             vec![
                 open_row(40000, 80, 1500, 1000),
                 open_row(40001, 80, 2250, 1200),
-                // No tcp_info: skipped, not a zero RTT.
-                row(TcpState::TimeWait, 40002, 80),
             ],
         )],
         ..Observations::default()
     };
-    let rtt = |filter: SocketFilter, cmp, min| Check::SocketRtt {
+    let rtt = |filter: SocketFilter, cmp, field| Check::SocketRows {
         ns: "client".into(),
         filter,
         at: "end".into(),
-        cmp,
-        min,
+        test: RowTest::Field(SocketField::Info(field), cmp),
     };
     let any = SocketFilter::default;
     // 1.5 and 2.25 ms are compared rounded: 2 and 2.
     assert_eq!(
-        judged(rtt(any(), Comparison::Between(2, 3), false), &obs),
-        pass("1.50, 2.25 ms (compared as 2, 2 ms)")
+        judged(
+            rtt(any(), Comparison::Between(2, 3), TcpInfoField::RttMs),
+            &obs
+        ),
+        pass(
+            "2 socket(s): 198.18.1.2:40000->198.18.1.2:80 ESTABLISHED info.rtt_ms 1.50 (as 2); \
+             198.18.1.2:40001->198.18.1.2:80 ESTABLISHED info.rtt_ms 2.25 (as 2)"
+        )
     );
     assert_eq!(
-        judged(rtt(any(), Comparison::AtMost(1), false), &obs),
-        fail("1.50, 2.25 ms (compared as 2, 2 ms)")
+        judged(rtt(any(), Comparison::AtMost(1), TcpInfoField::RttMs), &obs),
+        fail(
+            "2 of 2 socket(s) fail: 198.18.1.2:40000->198.18.1.2:80 ESTABLISHED info.rtt_ms 1.50 (as 2) (fails); \
+             198.18.1.2:40001->198.18.1.2:80 ESTABLISHED info.rtt_ms 2.25 (as 2) (fails)"
+        )
     );
     assert_eq!(
-        judged(rtt(any(), Comparison::Eq(1), true), &obs),
-        pass("1.00, 1.20 ms (compared as 1, 1 ms)")
+        judged(rtt(any(), Comparison::Eq(1), TcpInfoField::MinRttMs), &obs),
+        pass(
+            "2 socket(s): 198.18.1.2:40000->198.18.1.2:80 ESTABLISHED info.min_rtt_ms 1; \
+             198.18.1.2:40001->198.18.1.2:80 ESTABLISHED info.min_rtt_ms 1.20 (as 1)"
+        )
     );
     let listening = SocketFilter {
         state: Some(TcpState::Listen),
         ..SocketFilter::default()
     };
     assert_eq!(
-        judged(rtt(listening, Comparison::AtLeast(0), false), &obs),
-        fail("no matching socket with tcp_info")
+        judged(
+            rtt(listening, Comparison::AtLeast(0), TcpInfoField::RttMs),
+            &obs
+        ),
+        fail("no matching socket")
     );
-    let missing = Check::SocketRtt {
+    let missing = Check::SocketRows {
         ns: "client".into(),
         filter: any(),
         at: "mid".into(),
-        cmp: Comparison::AtLeast(0),
-        min: false,
+        test: RowTest::Field(SocketField::RecvQ, Comparison::AtLeast(0)),
     };
     assert_eq!(judged(missing, &obs), fail("no sample `mid` was taken"));
+}
+
+/// A check of every row at the end of one namespace's sample.
+fn every_row(test: RowTest) -> Check {
+    Check::SocketRows {
+        ns: "client".into(),
+        filter: SocketFilter::default(),
+        at: "end".into(),
+        test,
+    }
+}
+
+#[test]
+fn a_row_without_tcp_info_fails_a_tcp_info_check_and_says_so() {
+    let obs = Observations {
+        samples: vec![sample(
+            "end",
+            0,
+            "client",
+            vec![
+                open_row(40000, 80, 1000, 1000),
+                row(TcpState::TimeWait, 40002, 80),
+            ],
+        )],
+        ..Observations::default()
+    };
+    let rtt = RowTest::Field(
+        SocketField::Info(TcpInfoField::RttMs),
+        Comparison::AtLeast(0),
+    );
+    assert_eq!(
+        judged(every_row(rtt), &obs),
+        fail(
+            "1 of 2 socket(s) fail: 198.18.1.2:40002->198.18.1.2:80 TIME_WAIT info.rtt_ms: no tcp_info (fails); \
+             198.18.1.2:40000->198.18.1.2:80 ESTABLISHED info.rtt_ms 1"
+        )
+    );
+    let options = RowTest::Options {
+        options: vec![TcpOption::Sack],
+        present: true,
+    };
+    assert_eq!(
+        judged(every_row(options), &obs),
+        fail(
+            "1 of 2 socket(s) fail: 198.18.1.2:40002->198.18.1.2:80 TIME_WAIT no tcp_info (fails); \
+             198.18.1.2:40000->198.18.1.2:80 ESTABLISHED options timestamps,sack"
+        )
+    );
+}
+
+#[test]
+fn timer_fields_and_options_of_every_row() {
+    let tw = |port: u16, left: u32| SocketRow {
+        timer: Ok(TcpTimer::Timewait),
+        expires_ms: left,
+        ..row(TcpState::TimeWait, port, 80)
+    };
+    let obs = Observations {
+        samples: vec![sample(
+            "end",
+            0,
+            "client",
+            vec![tw(40000, 59_000), tw(40001, 1_200)],
+        )],
+        ..Observations::default()
+    };
+    assert_eq!(
+        judged(every_row(RowTest::Timer(TcpTimer::Timewait)), &obs),
+        pass(
+            "2 socket(s): 198.18.1.2:40000->198.18.1.2:80 TIME_WAIT timer (timewait,59000ms,0); \
+             198.18.1.2:40001->198.18.1.2:80 TIME_WAIT timer (timewait,1200ms,0)"
+        )
+    );
+    assert!(!judged(every_row(RowTest::Timer(TcpTimer::On)), &obs).0);
+    // The failing row comes first.
+    let expires = RowTest::Field(SocketField::ExpiresMs, Comparison::AtLeast(50_000));
+    assert_eq!(
+        judged(every_row(expires), &obs),
+        fail(
+            "1 of 2 socket(s) fail: 198.18.1.2:40001->198.18.1.2:80 TIME_WAIT expires_ms 1200 (fails); \
+             198.18.1.2:40000->198.18.1.2:80 TIME_WAIT expires_ms 59000"
+        )
+    );
+    // A timer kind this build does not know matches no name and is shown with its number.
+    let odd = SocketRow {
+        timer: Err(9),
+        ..row(TcpState::Established, 40003, 80)
+    };
+    let obs = Observations {
+        samples: vec![sample("end", 0, "client", vec![odd])],
+        ..Observations::default()
+    };
+    assert_eq!(
+        judged(every_row(RowTest::Timer(TcpTimer::Off)), &obs),
+        fail(
+            "1 of 1 socket(s) fail: 198.18.1.2:40003->198.18.1.2:80 ESTABLISHED timer (unknown 9,0ms,0) (fails)"
+        )
+    );
+    let established = Observations {
+        samples: vec![sample(
+            "end",
+            0,
+            "client",
+            vec![open_row(40000, 80, 1000, 1000)],
+        )],
+        ..Observations::default()
+    };
+    let lacks = |options: Vec<TcpOption>| RowTest::Options {
+        options,
+        present: false,
+    };
+    assert!(judged(every_row(lacks(vec![TcpOption::Ecn])), &established).0);
+    assert!(
+        !judged(
+            every_row(lacks(vec![TcpOption::Ecn, TcpOption::Sack])),
+            &established
+        )
+        .0
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod kernel_log;
 mod packets;
 mod pcap;
 mod sockets;
+mod tcp_info;
 
 pub use crate::kernel::kernel_release;
 pub use crate::vocab::{ALL_STATES, TcpKind, TcpState};
@@ -18,3 +19,4 @@ pub use packets::{
     Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, read_pcap,
 };
 pub use sockets::{SockDiag, SockDiagError, SocketRow};
+pub use tcp_info::TcpInfo;

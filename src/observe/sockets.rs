@@ -25,26 +25,67 @@ const TCPDIAG_GETSOCK: u16 = 18;
 /// Whether this kernel answers TCPDIAG_GETSOCK dumps (cleared the first time it refuses one).
 static COMPAT_DUMP: AtomicBool = AtomicBool::new(true);
 
-use crate::vocab::TcpState;
+use super::tcp_info::TcpInfo;
+use crate::vocab::{TcpInfoField, TcpState, TcpTimer};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketRow {
     pub state: TcpState,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// Bytes received and not yet read; for a LISTEN socket, the connections waiting in its
+    /// accept queue (`sk_ack_backlog`, `tcp_diag_get_info`).
     pub recv_q: u32,
+    /// Bytes sent and not yet acknowledged; for a LISTEN socket, the accept queue's limit
+    /// (`sk_max_ack_backlog`: listen()'s backlog capped at net.core.somaxconn).
     pub send_q: u32,
-    /// Smoothed RTT the kernel measured (tcp_info), in microseconds; None for sockets that
-    /// have no tcp_info (TIME_WAIT, request sockets).
-    pub rtt_us: Option<u32>,
-    /// The lowest RTT the kernel has seen on the connection (tcp_info tcpi_min_rtt), in
-    /// microseconds: unlike the smoothed RTT, not raised by a slow application answer.
-    pub min_rtt_us: Option<u32>,
-    /// Segments retransmitted over the connection's life (tcp_info).
-    pub total_retrans: Option<u32>,
+    /// The pending timer (`idiag_timer`); Err keeps a value this build does not know.
+    pub timer: Result<TcpTimer, u8>,
+    /// Milliseconds left on that timer (`idiag_expires`): for a TIME_WAIT, how long it has
+    /// left to live; 0 when no timer is pending.
+    pub expires_ms: u32,
+    /// `idiag_retrans`: RTO expiries of the current segment under the retransmit timer,
+    /// probes sent under the persist and keepalive timers (icsk_probes_out); 0 in TIME_WAIT.
+    pub retrans: u8,
+    /// tcp_info, for full sockets; None for TIME_WAIT and request sockets, which have none.
+    pub info: Option<TcpInfo>,
     /// Inode of the socket's file; 0 when no file (so no descriptor) holds it: TIME_WAIT,
     /// request sockets, and orphans whose process closed them.
     pub inode: u32,
+}
+
+impl SocketRow {
+    /// A row with no timer, no queues and no tcp_info: what a TIME_WAIT or a request socket
+    /// looks like before its timer is set (for tests of what reads rows).
+    pub fn bare(state: TcpState, local: SocketAddr, remote: SocketAddr) -> SocketRow {
+        SocketRow {
+            state,
+            local,
+            remote,
+            recv_q: 0,
+            send_q: 0,
+            timer: Ok(TcpTimer::Off),
+            expires_ms: 0,
+            retrans: 0,
+            info: None,
+            inode: 0,
+        }
+    }
+
+    /// A tcp_info field, None where the socket has no tcp_info or its kernel's struct ends
+    /// before the field.
+    pub fn info(&self, field: TcpInfoField) -> Option<u64> {
+        self.info.as_ref().and_then(|i| i.get(field))
+    }
+
+    /// The timer as `ss -o` prints it: `off`, or (kind,time left,retransmits or probes).
+    pub fn timer_text(&self) -> String {
+        match self.timer {
+            Ok(TcpTimer::Off) => "off".into(),
+            Ok(t) => format!("({t},{}ms,{})", self.expires_ms, self.retrans),
+            Err(code) => format!("(unknown {code},{}ms,{})", self.expires_ms, self.retrans),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +171,9 @@ impl SockDiag {
         let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&recv[..size])
             .map_err(|e| SockDiagError::Decode(e.to_string()))?;
         match msg.payload {
-            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => Ok(row_of(&resp)),
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                Ok(row_of(&resp, &recv[..size]))
+            }
             NetlinkPayload::Error(e) => match e.code.map(|c| c.get()) {
                 // No such socket.
                 Some(code) if code == -libc::ENOENT => Ok(None),
@@ -226,7 +269,8 @@ impl SockDiag {
                 let len = msg.header.length as usize;
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                        if let Some(row) = row_of(&resp) {
+                        let end = (offset + len).min(size);
+                        if let Some(row) = row_of(&resp, &recv[offset..end]) {
                             rows.push((resp.header.family, row));
                         }
                     }
@@ -245,40 +289,83 @@ impl SockDiag {
     }
 }
 
-fn row_of(resp: &InetResponse) -> Option<SocketRow> {
+/// The row of one answer: `msg` is the whole netlink message, whose `inet_diag_msg` the
+/// crate decodes except for the timer fields, read here from the bytes (the crate drops
+/// `idiag_expires` for TIME_WAIT, `idiag_retrans` for every timer but the retransmit one, and
+/// folds unknown timer values into "off").
+fn row_of(resp: &InetResponse, msg: &[u8]) -> Option<SocketRow> {
     let id = &resp.header.socket_id;
+    let diag = msg.get(NLMSG_HDRLEN..).unwrap_or_default();
+    let (timer, expires_ms, retrans) = diag_timer(diag);
     let info = resp.nlas.iter().find_map(|n| match n {
-        Nla::TcpInfo(raw) => Some((
-            tcp_info_u32(raw, 68)?,
-            tcp_info_u32(raw, 100)?,
-            tcp_info_u32(raw, 148),
-        )),
+        Nla::TcpInfo(raw) => TcpInfo::parse(raw),
         _ => None,
     });
     Some(SocketRow {
-        rtt_us: info.map(|i| i.0),
-        total_retrans: info.map(|i| i.1),
-        min_rtt_us: info.and_then(|i| i.2),
         state: TcpState::from_kernel(resp.header.state)?,
         local: SocketAddr::new(unmap(id.source_address), id.source_port),
         remote: SocketAddr::new(unmap(id.destination_address), id.destination_port),
         inode: resp.header.inode,
         recv_q: resp.header.recv_queue,
         send_q: resp.header.send_queue,
+        timer,
+        expires_ms,
+        retrans,
+        info,
     })
 }
 
-/// A u32 field of `struct tcp_info` (include/uapi/linux/tcp.h) at its byte offset: tcpi_rtt is
-/// at 68, tcpi_total_retrans at 100, tcpi_min_rtt at 148. Read from the raw attribute so a kernel whose tcp_info is
-/// longer or shorter than a crate's copy of the struct still works.
-fn tcp_info_u32(raw: &[u8], offset: usize) -> Option<u32> {
-    raw.get(offset..offset + 4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+const NLMSG_HDRLEN: usize = 16;
+
+/// `idiag_timer` (byte 2 of `struct inet_diag_msg`), `idiag_retrans` (byte 3) and
+/// `idiag_expires` (the u32 after the 48-byte socket id, at 52). A message too short for them
+/// reads as no timer.
+fn diag_timer(diag: &[u8]) -> (Result<TcpTimer, u8>, u32, u8) {
+    let (Some(&code), Some(&retrans), Some(expires)) = (diag.get(2), diag.get(3), diag.get(52..56))
+    else {
+        return (Ok(TcpTimer::Off), 0, 0);
+    };
+    let timer = TcpTimer::from_kernel(code).ok_or(code);
+    let expires = u32::from_ne_bytes([expires[0], expires[1], expires[2], expires[3]]);
+    (timer, expires, retrans)
 }
 
 fn unmap(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
         v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(timer: u8, retrans: u8, expires: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 72];
+        b[2] = timer;
+        b[3] = retrans;
+        b[52..56].copy_from_slice(&expires.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn the_timer_fields_read_from_inet_diag_msg() {
+        assert_eq!(
+            diag_timer(&diag(3, 0, 59_874)),
+            (Ok(TcpTimer::Timewait), 59_874, 0)
+        );
+        assert_eq!(diag_timer(&diag(1, 2, 812)), (Ok(TcpTimer::On), 812, 2));
+        // The probe count under the persist timer, which the crate drops.
+        assert_eq!(
+            diag_timer(&diag(4, 5, 3_000)),
+            (Ok(TcpTimer::Persist), 3_000, 5)
+        );
+    }
+
+    #[test]
+    fn an_unknown_timer_is_kept_and_a_short_message_has_none() {
+        assert_eq!(diag_timer(&diag(9, 1, 10)), (Err(9), 10, 1));
+        assert_eq!(diag_timer(&diag(1, 1, 10)[..40]), (Ok(TcpTimer::Off), 0, 0));
     }
 }

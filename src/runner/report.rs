@@ -5,8 +5,9 @@ use std::fmt::Write;
 
 use crate::case::Case;
 use crate::expect::Observations;
-use crate::observe::{ALL_STATES, SocketRow};
+use crate::observe::{ALL_STATES, SocketRow, TcpState};
 use crate::scenario::{ProgramRun, outcome_counts};
+use crate::vocab::{TcpInfoField, TcpTimer};
 
 use super::trial::TrialReport;
 
@@ -231,17 +232,13 @@ fn render_samples(s: &mut String, o: &Observations) {
             let _ = writeln!(s, "  {ns}: {}", state_counts(rows));
             let interesting: Vec<&SocketRow> = rows.iter().collect();
             for r in interesting.iter().take(MAX_ROWS) {
-                let rtt = r
-                    .rtt_us
-                    .filter(|us| *us > 0)
-                    .map(|us| format!("  rtt {:.1} ms", f64::from(us) / 1e3))
-                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "    {:<12} {:<28} {}{rtt}",
+                    "    {:<12} {:<28} {}{}",
                     r.state.name(),
                     r.local,
-                    r.remote
+                    r.remote,
+                    row_details(r)
                 );
             }
             if interesting.len() > MAX_ROWS {
@@ -249,6 +246,47 @@ fn render_samples(s: &mut String, o: &Observations) {
             }
         }
     }
+}
+
+/// What sock_diag said about a row beyond its addresses, where it says something: queues
+/// (a listener's accept queue and backlog), the pending timer as `ss -o` prints it, and from
+/// tcp_info the RTT, the RTO, what is unacknowledged or retransmitted, the options.
+fn row_details(r: &SocketRow) -> String {
+    let mut out = String::new();
+    if r.recv_q != 0 || r.send_q != 0 || r.state == TcpState::Listen {
+        let _ = write!(out, "  q {}/{}", r.recv_q, r.send_q);
+    }
+    if r.timer != Ok(TcpTimer::Off) {
+        let _ = write!(out, "  timer {}", r.timer_text());
+    }
+    // A listener's tcp_info says nothing more: its unacked and sacked are the queues again.
+    let Some(info) = r.info.as_ref().filter(|_| r.state != TcpState::Listen) else {
+        return out;
+    };
+    let ms = |f: TcpInfoField| info.get(f).map(|us| us as f64 / 1e3);
+    if let Some(rtt) = ms(TcpInfoField::RttMs).filter(|v| *v > 0.0) {
+        let _ = write!(out, "  rtt {rtt:.1} ms");
+    }
+    if let Some(rto) = ms(TcpInfoField::RtoMs) {
+        let _ = write!(out, "  rto {rto:.0} ms");
+    }
+    for field in [
+        TcpInfoField::Unacked,
+        TcpInfoField::Retransmits,
+        TcpInfoField::Backoff,
+        TcpInfoField::Probes,
+        TcpInfoField::Lost,
+        TcpInfoField::TotalRetrans,
+    ] {
+        if let Some(v) = info.get(field).filter(|v| *v > 0) {
+            let _ = write!(out, "  {field} {v}");
+        }
+    }
+    let options: Vec<&str> = info.options().map(|o| o.name()).collect();
+    if !options.is_empty() {
+        let _ = write!(out, "  [{}]", options.join(","));
+    }
+    out
 }
 
 /// Counter changes per namespace.

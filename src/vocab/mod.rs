@@ -1,6 +1,6 @@
 //! The words of the case language and of what the kernel reports, each a type defined once:
-//! families and roles, TCP and conntrack states, packet kinds, comparisons, durations, rates,
-//! step outcomes, source positions. This module depends on nothing else in the crate, so
+//! families and roles, TCP and conntrack states, socket timers, tcp_info fields and TCP
+//! options, packet kinds, comparisons, durations, rates, step outcomes, source positions. This module depends on nothing else in the crate, so
 //! every other module can use it.
 
 mod compare;
@@ -12,6 +12,7 @@ mod outcome;
 mod packet_kind;
 mod ports;
 mod rate;
+mod tcp_info;
 mod tcp_state;
 
 pub use compare::Comparison;
@@ -23,4 +24,5 @@ pub use outcome::{EARLY_EOF, LIMIT, OK, Outcome, TIMEOUT, errno_by_name, is_outc
 pub use packet_kind::{TcpKind, tcp_flags};
 pub use ports::PortRange;
 pub use rate::Rate;
+pub use tcp_info::{InfoUnit, TcpInfoField, TcpOption, TcpTimer};
 pub use tcp_state::{ALL_STATES, TcpState};

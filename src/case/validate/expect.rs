@@ -1,8 +1,8 @@
 //! Lowering each kind of expectation to its typed check, with every mistake at its place.
 
-use crate::case::check::{Check, SocketFilter};
+use crate::case::check::{Check, RowTest, SocketField, SocketFilter};
 use crate::case::model::ExpectSpec;
-use crate::vocab::{CONNTRACK_TCP_STATES, TcpState};
+use crate::vocab::{CONNTRACK_TCP_STATES, TcpInfoField, TcpOption, TcpState, TcpTimer};
 use serde_saphyr::{Location, Spanned};
 
 use super::Ctx;
@@ -142,7 +142,8 @@ impl Ctx<'_> {
         any
     }
 
-    /// A `sockets: NS` expectation: socket states (and RTTs) at a sample.
+    /// A `sockets: NS` expectation: how many sockets match at a sample, and what every one of
+    /// them shows (timer, queues, tcp_info, options).
     pub(super) fn sockets_expectation(
         &mut self,
         e: &ExpectSpec,
@@ -175,29 +176,27 @@ impl Ctx<'_> {
             local_port: e.local_port,
             remote_port: e.remote_port,
         };
-        let rtts = [(&e.rtt_ms, false), (&e.min_rtt_ms, true)];
-        for (rtt, min) in rtts
-            .iter()
-            .filter_map(|(r, min)| r.as_ref().map(|r| (r, *min)))
-        {
-            if !bad {
+        let tests = self.row_tests(e, at, &mut bad);
+        // A row check written, even one refused above, stands in for `count:`.
+        let any_test = !tests.is_empty() || bad_row_check(e, bad);
+        if !bad {
+            for (position, test) in tests {
                 push(
-                    rtt.referenced,
-                    Check::SocketRtt {
+                    position,
+                    Check::SocketRows {
                         ns: ns.value.clone(),
                         filter: filter.clone(),
                         at: at_label.clone(),
-                        cmp: rtt.value,
-                        min,
+                        test,
                     },
                 );
             }
         }
-        if e.count.is_none() && (e.rtt_ms.is_some() || e.min_rtt_ms.is_some()) {
+        if e.count.is_none() && any_test {
             return;
         }
         let Some(count) = &e.count else {
-            self.err(at, "a `sockets:` expectation needs `count:` (or `rtt_ms:`)");
+            self.err(at, "a `sockets:` expectation needs `count:`, or a check that every matching socket meets: `timer`, `expires_ms`, `retrans`, `recv_q`, `send_q`, `info`, `options`, `no_options`, `rtt_ms` or `min_rtt_ms`");
             return;
         };
         if bad {
@@ -212,6 +211,100 @@ impl Ctx<'_> {
                 cmp: count.value,
             },
         );
+    }
+
+    /// The checks of a `sockets:` expectation that every matching row must meet, each at its
+    /// key's position; a bad name is reported at its place and sets `bad`.
+    fn row_tests(
+        &mut self,
+        e: &ExpectSpec,
+        at: Location,
+        bad: &mut bool,
+    ) -> Vec<(Location, RowTest)> {
+        let mut tests = Vec::new();
+        let fields = [
+            (&e.rtt_ms, SocketField::Info(TcpInfoField::RttMs)),
+            (&e.min_rtt_ms, SocketField::Info(TcpInfoField::MinRttMs)),
+            (&e.expires_ms, SocketField::ExpiresMs),
+            (&e.retrans, SocketField::Retrans),
+            (&e.recv_q, SocketField::RecvQ),
+            (&e.send_q, SocketField::SendQ),
+        ];
+        for (c, field) in fields {
+            if let Some(c) = c {
+                tests.push((c.referenced, RowTest::Field(field, c.value)));
+            }
+        }
+        if let Some(t) = &e.timer {
+            match TcpTimer::from_name(&t.value) {
+                Ok(timer) => tests.push((t.referenced, RowTest::Timer(timer))),
+                Err(message) => {
+                    self.err(t.referenced, message);
+                    *bad = true;
+                }
+            }
+        }
+        if let Some(info) = &e.info {
+            if info.is_empty() {
+                self.err(
+                    at,
+                    "`info:` is empty: name the tcp_info fields to compare, such as `info: {retransmits: 0, rto_ms: {at_least: 200}}`",
+                );
+                *bad = true;
+            }
+            for (name, c) in info.iter() {
+                match TcpInfoField::from_name(&name.value) {
+                    Ok(field) => tests.push((
+                        c.referenced,
+                        RowTest::Field(SocketField::Info(field), c.value),
+                    )),
+                    Err(message) => {
+                        self.err(name.referenced, message);
+                        *bad = true;
+                    }
+                }
+            }
+        }
+        let mut lists: Vec<(Location, Vec<TcpOption>, bool)> = Vec::new();
+        for (list, present) in [(&e.options, true), (&e.no_options, false)] {
+            let Some(list) = list else { continue };
+            let key = if present { "options" } else { "no_options" };
+            if list.value.is_empty() {
+                self.err(
+                    list.referenced,
+                    format!("`{key}:` is empty: list options such as [timestamps, sack, wscale]"),
+                );
+                *bad = true;
+            }
+            let mut options = Vec::new();
+            for name in &list.value {
+                match TcpOption::from_name(&name.value) {
+                    Ok(o) => options.push(o),
+                    Err(message) => {
+                        self.err(name.referenced, message);
+                        *bad = true;
+                    }
+                }
+            }
+            lists.push((list.referenced, options, present));
+        }
+        if let [(_, has, _), (position, lacks, _)] = lists.as_slice()
+            && let Some(both) = lacks.iter().find(|o| has.contains(o))
+        {
+            self.err(
+                *position,
+                format!(
+                    "`{both}` is in both `options:` and `no_options:`: no socket can meet that"
+                ),
+            );
+            *bad = true;
+        }
+        for (position, options, present) in lists {
+            if !options.is_empty() {
+                tests.push((position, RowTest::Options { options, present }));
+            }
+        }
+        tests
     }
 
     /// A `packets: KIND` expectation: what a namespace put on its link.
@@ -414,4 +507,9 @@ impl Ctx<'_> {
             },
         );
     }
+}
+
+/// Whether a row check was written (for when its lowering failed and left none).
+fn bad_row_check(e: &ExpectSpec, bad: bool) -> bool {
+    bad && (e.timer.is_some() || e.info.is_some() || e.options.is_some() || e.no_options.is_some())
 }

@@ -158,6 +158,7 @@ impl Part {
         for addrs in &self.loopback {
             link::configure(&mut rtnl, "lo", addrs).map_err(link_error)?;
         }
+        link::wait_addresses_ready(&mut rtnl, Duration::from_secs(5)).map_err(link_error)?;
         if self.forwarding {
             for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
                 sysctl::apply(key, "1").map_err(|source| {

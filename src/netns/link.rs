@@ -43,6 +43,10 @@ pub enum LinkError {
     Route(String),
     #[error("interface `{0}` did not come up within {1:?}")]
     NotUp(String, std::time::Duration),
+    #[error(
+        "an address of interface index {0} was still tentative after {1:?} (the kernel's addrconf work did not run)"
+    )]
+    Tentative(u32, std::time::Duration),
 }
 
 /// Run an rtnetlink conversation on the current thread (and so in its namespace).
@@ -188,6 +192,45 @@ pub fn wait_up(
             return Err(LinkError::NotUp(ifname.to_string(), limit));
         }
         events.wait(deadline)?;
+    }
+}
+
+/// Wait until no address in the current namespace is tentative. IFA_F_NODAD skips duplicate
+/// address detection, but the address stays tentative, and its solicited-node multicast group
+/// unjoined, until the kernel's addrconf work runs (addrconf_dad_begin, from a workqueue,
+/// after the link comes up). A neighbour solicitation that arrives before then is ignored,
+/// and the peer's first SYN then waits out a neighbour retransmission (1 s): seen on IPv6
+/// connects while other trials kept the CPUs busy (1 run in 8 of three cases side by side
+/// failed so; the wait found a tentative address in most runs and took a millisecond).
+pub fn wait_addresses_ready(rtnl: &mut Rtnl, limit: std::time::Duration) -> Result<(), LinkError> {
+    use netlink_packet_core::NLM_F_DUMP;
+    use netlink_packet_route::address::{AddressHeaderFlags, AddressMessage};
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let replies = rtnl
+            .request(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(|e| e.during("list addresses"))?;
+        let tentative = replies.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a)
+                if a.header.flags.contains(AddressHeaderFlags::Tentative)
+                    || a.attributes.iter().any(|at| {
+                        matches!(at, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative))
+                    }) =>
+            {
+                Some(a.header.index)
+            }
+            _ => None,
+        });
+        let Some(index) = tentative else {
+            return Ok(());
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(LinkError::Tentative(index, limit));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

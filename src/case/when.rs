@@ -14,6 +14,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::vocab::Family;
+
 /// Features a condition may name, with what makes them present. A closed list, so a typo is
 /// an error at its place rather than a condition that is silently never true.
 pub const FEATURES: &[(&str, &str)] = &[
@@ -63,8 +65,14 @@ enum Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Condition {
     Kernel(Op, KernelVersion),
-    Feature { name: String, present: bool },
+    Feature {
+        name: String,
+        present: bool,
+    },
     Backend(String),
+    /// The trial's address family: IPv4 and IPv6 differ in header sizes (an MSS 20 bytes
+    /// apart), so one case can state both.
+    Family(Family),
 }
 
 /// A parsed `when:`; `text` is what the case says, for reports.
@@ -81,6 +89,8 @@ pub struct Platform {
     pub release: String,
     pub features: BTreeSet<String>,
     pub backend: Option<String>,
+    /// The trial's family (`None`: not judged per family, and a `family` condition fails).
+    pub family: Option<Family>,
 }
 
 fn parse_condition(c: &str) -> Result<Condition, String> {
@@ -122,8 +132,11 @@ fn parse_condition(c: &str) -> Result<Condition, String> {
         ["backend", other] => Err(format!(
             "unknown backend `{other}`: write netem or substitute"
         )),
+        ["family", "ipv4"] => Ok(Condition::Family(Family::Ipv4)),
+        ["family", "ipv6"] => Ok(Condition::Family(Family::Ipv6)),
+        ["family", other] => Err(format!("unknown family `{other}`: write ipv4 or ipv6")),
         _ => Err(format!(
-            "`{c}` is not a condition: write `kernel >= 6.14`, `feature NAME`, `no feature NAME` or `backend netem`, joined with `and`"
+            "`{c}` is not a condition: write `kernel >= 6.14`, `feature NAME`, `no feature NAME`, `backend netem` or `family ipv6`, joined with `and`"
         )),
     }
 }
@@ -161,6 +174,7 @@ impl When {
             }
             Condition::Feature { name, present } => p.features.contains(name) == *present,
             Condition::Backend(b) => p.backend.as_deref() == Some(b.as_str()),
+            Condition::Family(f) => p.family == Some(*f),
         })
     }
 }
@@ -206,6 +220,22 @@ mod tests {
         assert!(w.holds(&p));
         p.features.insert("tcp_tw_reuse_delay".into());
         assert!(!w.holds(&p));
+    }
+
+    #[test]
+    fn family_conditions_hold_for_their_trial_only() {
+        let mut p = on("6.18.0");
+        let w = When::parse("family ipv6 and kernel >= 6.1").unwrap();
+        assert!(!w.holds(&p), "no family: the condition fails");
+        p.family = Some(Family::Ipv6);
+        assert!(w.holds(&p));
+        p.family = Some(Family::Ipv4);
+        assert!(!w.holds(&p));
+        assert!(
+            When::parse("family ip6")
+                .unwrap_err()
+                .contains("ipv4 or ipv6")
+        );
     }
 
     #[test]

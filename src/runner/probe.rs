@@ -63,10 +63,11 @@ pub(crate) fn conntrack_module_installed() -> bool {
 }
 
 /// What `when:` conditions are judged against for one trial.
-pub fn platform(backend: Option<&str>) -> crate::case::Platform {
+pub fn platform(backend: Option<&str>, family: crate::vocab::Family) -> crate::case::Platform {
     crate::case::Platform {
         release: crate::observe::kernel_release(),
         features: features_here().clone(),
         backend: backend.map(str::to_string),
+        family: Some(family),
     }
 }

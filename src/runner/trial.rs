@@ -278,7 +278,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         workloads: ran.workloads,
         setup,
         run: ran.run,
-        platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name())),
+        platform: super::probe::platform(backend.as_ref().map(|(b, _)| b.name()), family),
     };
     Ok(TrialReport {
         family,

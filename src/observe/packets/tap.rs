@@ -129,6 +129,8 @@ pub struct PacketTap {
     ifname: String,
     options: TapOptions,
     started: SystemTime,
+    /// The monotonic instant packets' `at` counts from.
+    start: Instant,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -180,11 +182,20 @@ impl PacketTap {
         let start = Instant::now();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let mono_start = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .ok()
+            .and_then(|t| {
+                Some(Duration::new(
+                    u64::try_from(t.tv_sec()).ok()?,
+                    u32::try_from(t.tv_nsec()).ok()?,
+                ))
+            });
         let reader = Reader {
             fd,
             options,
             started,
             start,
+            mono_start,
             state: state.clone(),
             stop: stop.clone(),
         };
@@ -199,6 +210,7 @@ impl PacketTap {
             ifname: name(),
             options,
             started,
+            start,
             state,
             stop,
             thread: Some(thread),
@@ -207,6 +219,11 @@ impl PacketTap {
 
     pub fn ifname(&self) -> &str {
         &self.ifname
+    }
+
+    /// The instant the packets' `at` counts from, to align the tap's clock with another's.
+    pub fn clock_start(&self) -> Instant {
+        self.start
     }
 
     /// The TCP packets seen so far.
@@ -308,6 +325,8 @@ struct Reader {
     options: TapOptions,
     started: SystemTime,
     start: Instant,
+    /// CLOCK_MONOTONIC when the tap started (`None` if it could not be read).
+    mono_start: Option<Duration>,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
 }
@@ -427,12 +446,21 @@ impl Reader {
 
     /// The kernel's timestamp relative to the start, unless it is missing or implausible (a
     /// stepped clock, or a frame stamped in the future): then the time the reader saw it.
+    /// Frames TCP sent carry its departure time on CLOCK_MONOTONIC (the skb's EDT stamp,
+    /// tcp_clock_ns), which AF_PACKET hands over as it is: a stamp that is no wall-clock time
+    /// of this run is read on the monotonic clock.
     fn timestamp(&self, stamp: Option<Duration>) -> Duration {
         let elapsed = self.start.elapsed();
+        let plausible = |at: &Duration| *at <= elapsed + Duration::from_millis(100);
         let start = self.started.duration_since(UNIX_EPOCH).unwrap_or_default();
         stamp
             .and_then(|s| s.checked_sub(start))
-            .filter(|at| *at <= elapsed + Duration::from_millis(100))
+            .filter(plausible)
+            .or_else(|| {
+                stamp
+                    .and_then(|s| s.checked_sub(self.mono_start?))
+                    .filter(plausible)
+            })
             .unwrap_or(elapsed)
     }
 }

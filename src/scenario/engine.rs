@@ -143,8 +143,9 @@ pub(super) struct Conn {
     pub(super) failed: Option<String>,
 }
 
-/// How long `inject` waits for the taps to have read the receiver's segments.
-const TAP_CATCH_UP: Duration = Duration::from_millis(20);
+/// How long `inject` waits at most for the taps to read what is queued (a busy machine can
+/// keep a reader thread off the CPU for a while).
+const TAP_CATCH_UP: Duration = Duration::from_secs(1);
 
 pub struct Engine<'a> {
     pub(super) lab: &'a Lab,
@@ -901,9 +902,9 @@ impl<'a> Engine<'a> {
             Role::Client => (c.client_ns.clone(), local, c.remote),
         };
         let seen = if i.needs_capture() {
-            // The tap's reader may still hold the last segments: give it a moment.
+            // The segments sent so far may still wait in a tap's queue: read them all first.
             for t in &self.taps {
-                t.wait_for(TAP_CATCH_UP, |ps| ps.iter().any(|p| p.src == dst));
+                t.sync(TAP_CATCH_UP);
             }
             let packets: Vec<_> = self.taps.iter().flat_map(|t| t.packets()).collect();
             inject::SeenState::from_packets(&packets, src, dst)

@@ -13,7 +13,7 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -133,6 +133,8 @@ pub struct PacketTap {
     start: Instant,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    /// Times the reader found the socket's queue empty.
+    drained: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -182,6 +184,7 @@ impl PacketTap {
         let start = Instant::now();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let drained = Arc::new(AtomicU64::new(0));
         let mono_start = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .ok()
             .and_then(|t| {
@@ -198,6 +201,7 @@ impl PacketTap {
             mono_start,
             state: state.clone(),
             stop: stop.clone(),
+            drained: drained.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("tap-{ifname}"))
@@ -213,6 +217,7 @@ impl PacketTap {
             start,
             state,
             stop,
+            drained,
             thread: Some(thread),
         })
     }
@@ -244,6 +249,21 @@ impl PacketTap {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Wait (at most `timeout`) until the reader has read every frame queued before this call:
+    /// until it has found the queue empty twice since (once could be a look begun before).
+    /// Returns whether it did.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let from = self.drained.load(Ordering::Acquire);
+        while self.drained.load(Ordering::Acquire) < from + 2 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// Stops the reader thread (within about 70 ms: one poll period plus the final drain of
@@ -329,6 +349,7 @@ struct Reader {
     mono_start: Option<Duration>,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    drained: Arc<AtomicU64>,
 }
 
 enum Recv {
@@ -346,7 +367,11 @@ impl Reader {
             if !stopping {
                 let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::from(POLL_MS)) {
-                    Ok(0) | Err(Errno::EINTR) => continue,
+                    Ok(0) => {
+                        self.drained.fetch_add(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    Err(Errno::EINTR) => continue,
                     Ok(_) => {}
                     Err(e) => {
                         self.fail(format!("poll failed: {e}"));
@@ -360,7 +385,10 @@ impl Reader {
             loop {
                 match self.recv_one(&mut buf, &mut cmsg) {
                     Recv::Frame => {}
-                    Recv::Empty => break,
+                    Recv::Empty => {
+                        self.drained.fetch_add(1, Ordering::AcqRel);
+                        break;
+                    }
                     Recv::Failed(Errno::EINTR) => {}
                     Recv::Failed(Errno::ENETDOWN) => lock(&self.state).netdown += 1,
                     Recv::Failed(e) => {

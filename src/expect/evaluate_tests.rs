@@ -599,6 +599,26 @@ fn packets_counts_a_kind_or_all_from_a_sender() {
 }
 
 #[test]
+fn relative_numbers_count_from_each_directions_syn() {
+    use crate::expect::Isns;
+    use crate::vocab::tcp_flags::*;
+    let syn = pkt(C, S, SYN, 100, 0, 0, 0);
+    let data = pkt(C, S, ACK | PSH, 101, 501, 10, 2);
+    let isns = Isns::of([&syn, &data]);
+    assert_eq!(isns.rel_seq(&syn), Some(0));
+    assert_eq!(isns.rel_seq(&data), Some(1));
+    // No SYN of the server's direction in this capture: no relative ack.
+    assert_eq!(isns.rel_ack(&data), None);
+    // Relative numbers wrap modulo 2^32 like the numbers themselves.
+    let high = pkt(C, S, SYN, u32::MAX, 0, 0, 0);
+    let after = pkt(C, S, ACK, 9, 0, 0, 1);
+    assert_eq!(Isns::of([&high]).rel_seq(&after), Some(10));
+    // Another 4-tuple has its own ISN.
+    let other = pkt("198.18.0.1:40001", S, ACK, 101, 0, 0, 3);
+    assert_eq!(isns.rel_seq(&other), None);
+}
+
+#[test]
 fn packet_fields_hold_for_every_selected_packet() {
     use crate::case::{PacketFields, PacketSelect};
     use crate::vocab::{FlagSet, TcpKind};

@@ -1765,3 +1765,147 @@ fn sockets_with_nothing_to_check_names_the_row_checks() {
     let err = refuse_one(&text);
     assert_says(&err, &["needs `count:`", "`timer`", "`info`", "`options`"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Packet fields on `packets:` and the richer `inject`.
+
+fn packets_case(keys: &str) -> String {
+    case(
+        &format!("{LISTEN}{CONNECT}"),
+        &format!("  - packets: FIN\n    from: client\n{keys}"),
+    )
+}
+
+#[test]
+fn packets_flags_must_be_tcpdump_letters() {
+    let text = packets_case("    flags: \"FX.\"\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "\"FX.\""));
+    assert_says(&err, &["`X`", "not a TCP flag letter", "S F R P U E W"]);
+}
+
+#[test]
+fn packets_src_port_must_be_a_port_range() {
+    let text = packets_case("    src_port: \"9..1\"\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["empty", "1..9"]);
+}
+
+#[test]
+fn packets_conn_must_name_a_connection() {
+    let text = packets_case("    conn: nosuch\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "nosuch"));
+    assert_says(&err, &["no earlier `connect` step is named `nosuch`"]);
+}
+
+#[test]
+fn packets_seq_ack_len_win_mss_sent_gap_take_comparisons() {
+    for key in ["seq", "ack", "len", "win", "mss", "sent_ms", "gap_ms"] {
+        let text = packets_case(&format!("    {key}: {{about: 1}}\n    count: 2\n"));
+        let err = refuse_one(&text);
+        assert_says(&err, &["about"]);
+    }
+}
+
+#[test]
+fn packets_options_are_named_option_kinds() {
+    let text = packets_case("    options: [mss, timestamp]\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "timestamp]"));
+    assert_says(&err, &["timestamp", "timestamps"]);
+    let text = packets_case("    options: []\n    count: 1\n");
+    assert_says(&refuse_one(&text), &["asks for nothing"]);
+    let text = packets_case("    options: [mss]\n    no_options: [mss]\n    count: 1\n");
+    assert_says(&refuse_one(&text), &["both required", "refused"]);
+}
+
+#[test]
+fn packets_tsecr_is_echoes_or_echoes_earlier() {
+    let text = packets_case("    tsecr: 5\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_says(&err, &["echoes"]);
+}
+
+#[test]
+fn packets_since_must_name_a_step() {
+    let text = packets_case("    since: nosuch\n    sent_ms: {at_most: 5}\n    count: 1\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "nosuch"));
+    assert_says(&err, &["no step is labelled `nosuch`"]);
+}
+
+#[test]
+fn packet_field_checks_need_a_count_that_cannot_be_zero() {
+    let text = packets_case("    seq: 1\n    count: {at_most: 2}\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "{at_most: 2}"));
+    assert_says(&err, &["empty", "at_least: 1"]);
+    let text = packets_case("    gap_ms: {at_least: 200}\n    count: {at_least: 1}\n");
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "{at_least: 200}"));
+    assert_says(&err, &["fewer than two", "at_least: 2"]);
+}
+
+#[test]
+fn packet_field_keys_belong_to_packets_only() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}"),
+        "  - sockets: client\n    win: 5\n    count: 1\n",
+    );
+    assert_says(
+        &refuse_one(&text),
+        &["`win` does not belong in a `sockets:`"],
+    );
+}
+
+#[test]
+fn inject_relative_numbers_name_a_base() {
+    let text = case(
+        &format!(
+            "{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], seq: \"rcv_next+1\"}}\n"
+        ),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["rcv_next+1", "rcv_nxt, snd_nxt"]);
+    let text = case(
+        &format!("{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], ack: \"snd_nxt+x\"}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["not an offset"]);
+    let text = case(
+        &format!("{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], seq: -1}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["negative"]);
+}
+
+#[test]
+fn inject_timestamps_name_own_or_peer() {
+    let text = case(
+        &format!(
+            "{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], options: {{timestamps: {{tsval: rcv_nxt}}}}}}\n"
+        ),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["own, peer"]);
+    let text = case(
+        &format!(
+            "{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], options: {{sack: true}}}}\n"
+        ),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["sack"]);
+}
+
+#[test]
+fn inject_payload_fits_one_frame() {
+    let text = case(
+        &format!("{LISTEN}{CONNECT}  - inject: {{by: server, flags: [ack], payload: 1500}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "1500"));
+    assert_says(&err, &["at most 1400 bytes"]);
+}

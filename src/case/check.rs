@@ -4,7 +4,10 @@ use std::fmt;
 
 use super::sockopt::ValueWanted;
 use super::workload::{SeriesAgg, SeriesMetric, Window};
-use crate::vocab::{Comparison, InfoUnit, PortRange, TcpInfoField, TcpOption, TcpState, TcpTimer};
+use crate::vocab::{
+    Comparison, FlagSet, InfoUnit, OptionSet, PortRange, TcpInfoField, TcpKind, TcpOption,
+    TcpState, TcpTimer,
+};
 
 #[derive(Debug, Clone)]
 pub struct Expectation {
@@ -57,10 +60,12 @@ pub enum Check {
         at: String,
         test: RowTest,
     },
-    /// Packets of a kind (`None`: any TCP packet) sent by `from` that crossed its link.
+    /// Packets sent by `from` that crossed its link and match `select`: how many (`cmp`), and
+    /// what every one of them must show (`each`).
     Packets {
-        kind: Option<String>,
         from: String,
+        select: PacketSelect,
+        each: PacketFields,
         cmp: Comparison,
     },
     /// Conntrack entries in a namespace at a sample (`state`: TCP entries in that state).
@@ -121,6 +126,150 @@ pub enum Check {
         agg: SeriesAgg,
         cmp: Comparison,
     },
+}
+
+/// Which packets a `packets:` expectation looks at; every given selector must match.
+#[derive(Debug, Clone, Default)]
+pub struct PacketSelect {
+    /// `None`: any kind (`packets: ANY`).
+    pub kind: Option<TcpKind>,
+    /// Exactly these flags, no other.
+    pub flags: Option<FlagSet>,
+    /// Either end's port.
+    pub port: Option<PortRange>,
+    pub src_port: Option<PortRange>,
+    pub dst_port: Option<PortRange>,
+    /// Only the 4-tuples of this connection, either direction, as its client sees them.
+    pub conn: Option<String>,
+    /// Only packets sent once the first step filed under this label had started; `sent_ms`
+    /// counts from there too.
+    pub since: Option<String>,
+}
+
+/// What every selected packet must show, and the gaps between them.
+#[derive(Debug, Clone, Default)]
+pub struct PacketFields {
+    /// Relative to the initial sequence number of the packet's direction (its SYN's seq).
+    pub seq: Option<Comparison>,
+    /// Relative to the initial sequence number of the opposite direction.
+    pub ack: Option<Comparison>,
+    /// Payload bytes.
+    pub len: Option<Comparison>,
+    /// The raw window field.
+    pub window: Option<Comparison>,
+    /// Options every selected packet carries (others may be there too).
+    pub options: OptionSet,
+    /// Options no selected packet carries.
+    pub no_options: OptionSet,
+    pub mss: Option<Comparison>,
+    pub tsecr: Option<TsecrRule>,
+    /// Send time in ms since the start of the step `since` names (the case's first step
+    /// without `since`).
+    pub sent_ms: Option<Comparison>,
+    /// Every gap between consecutive selected packets, in ms.
+    pub gap_ms: Option<Comparison>,
+}
+
+impl PacketFields {
+    /// Whether any field is judged per packet (so the check needs at least one packet).
+    pub fn judges_packets(&self) -> bool {
+        self.seq.is_some()
+            || self.ack.is_some()
+            || self.len.is_some()
+            || self.window.is_some()
+            || !self.options.is_empty()
+            || !self.no_options.is_empty()
+            || self.mss.is_some()
+            || self.tsecr.is_some()
+            || self.sent_ms.is_some()
+    }
+}
+
+/// What a packet's timestamp echo reply must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsecrRule {
+    /// TSecr equals the TSval of the latest packet the peer sent on this 4-tuple before it.
+    Echoes,
+    /// TSecr is the TSval of an earlier packet of the peer, not its latest (an answer to an
+    /// out-of-window segment echoes TS.Recent, which only in-window segments update).
+    EchoesEarlier,
+}
+
+impl fmt::Display for PacketSelect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Some(k) => write!(f, "{k}")?,
+            None => write!(f, "TCP")?,
+        }
+        write!(f, " packets")?;
+        if let Some(fl) = self.flags {
+            write!(f, " [{fl}]")?;
+        }
+        if let Some(c) = &self.conn {
+            write!(f, " of `{c}`")?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ", port {p}")?;
+        }
+        if let Some(p) = self.src_port {
+            write!(f, ", source port {p}")?;
+        }
+        if let Some(p) = self.dst_port {
+            write!(f, ", destination port {p}")?;
+        }
+        if let Some(l) = &self.since {
+            write!(f, " since `{l}` started")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PacketFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(c) = self.seq {
+            parts.push(format!("relative seq {c}"));
+        }
+        if let Some(c) = self.ack {
+            parts.push(format!("relative ack {c}"));
+        }
+        if let Some(c) = self.len {
+            parts.push(format!("payload {c}"));
+        }
+        if let Some(c) = self.window {
+            parts.push(format!("window {c}"));
+        }
+        if !self.options.is_empty() {
+            parts.push(format!("options {}", self.options));
+        }
+        if !self.no_options.is_empty() {
+            parts.push(format!("no option {}", self.no_options));
+        }
+        if let Some(c) = self.mss {
+            parts.push(format!("mss {c}"));
+        }
+        match self.tsecr {
+            Some(TsecrRule::Echoes) => parts.push("TSecr echoing the peer's latest TSval".into()),
+            Some(TsecrRule::EchoesEarlier) => {
+                parts.push("TSecr echoing an earlier TSval of the peer, not its latest".into())
+            }
+            None => {}
+        }
+        if let Some(c) = self.sent_ms {
+            parts.push(format!("sent {c} ms after that step started"));
+        }
+        if !parts.is_empty() {
+            write!(f, "each with {}", parts.join(", "))?;
+        }
+        if let Some(c) = self.gap_ms {
+            if !parts.is_empty() {
+                write!(f, "; ")?;
+            }
+            write!(f, "every gap between them {c} ms")?;
+        }
+        Ok(())
+    }
 }
 
 /// Which of a program's output streams a check reads.
@@ -332,11 +481,19 @@ impl fmt::Display for Check {
                 at,
                 test,
             } => write!(f, "{ns}: every socket ({filter}) at {at} has {test}"),
-            Check::Packets { kind, from, cmp } => write!(
-                f,
-                "{} packets sent by {from} on the wire {cmp}",
-                kind.as_deref().unwrap_or("TCP")
-            ),
+            Check::Packets {
+                from,
+                select,
+                each,
+                cmp,
+            } => {
+                write!(f, "{select} sent by {from} on the wire {cmp}")?;
+                let fields = each.to_string();
+                if !fields.is_empty() {
+                    write!(f, "; {fields}")?;
+                }
+                Ok(())
+            }
             Check::ConntrackEntries { ns, state, at, cmp } => {
                 write!(
                     f,

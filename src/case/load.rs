@@ -49,6 +49,18 @@ impl Case {
             .any(|s| matches!(s.value, Step::Workload(_)))
     }
 
+    /// Whether an `inject` step reads a number from the capture (so the taps must run).
+    pub fn injects_from_capture(&self) -> bool {
+        fn in_steps(steps: &[Spanned<Step>]) -> bool {
+            steps.iter().any(|s| match &s.value {
+                Step::Inject(i) => i.needs_capture(),
+                Step::Repeat(r) => in_steps(&r.steps),
+                _ => false,
+            })
+        }
+        in_steps(&self.steps)
+    }
+
     /// Whether the case sets any impairment or drop, at the start or in a step.
     pub fn uses_impairments(&self) -> bool {
         fn in_steps(steps: &[Spanned<Step>]) -> bool {

@@ -2,6 +2,7 @@
 
 mod check;
 mod entries;
+mod inject;
 mod load;
 mod model;
 mod placeholder;
@@ -12,8 +13,12 @@ mod when;
 mod workload;
 
 pub use crate::vocab::{CaseDuration, CaseErrors, Comparison, Family, Rate, Role, SourceError};
-pub use check::{Check, Expectation, OutputStream, RowTest, SocketField, SocketFilter};
+pub use check::{
+    Check, Expectation, OutputStream, PacketFields, PacketSelect, RowTest, SocketField,
+    SocketFilter, TsecrRule,
+};
 pub use entries::Entries;
+pub use inject::{Base, Number, SeqBase, SeqNumber, TsBase, TsNumber};
 pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
 pub use model::*;
 pub use placeholder::{

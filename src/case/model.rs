@@ -5,11 +5,15 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::check::TsecrRule;
 use super::entries::Entries;
+use super::inject::{SeqNumber, TsNumber};
 use super::program::{Exec, Vars};
 use super::sockopt::{OptionName, SocketOptions};
 use super::workload::Workload;
-use crate::vocab::{CaseDuration, Comparison, Family, PortRange, Rate, Role, SocketFamily};
+use crate::vocab::{
+    CaseDuration, Comparison, Family, FlagSet, PortRange, Rate, Role, SocketFamily,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,7 +359,12 @@ pub enum InjectFlag {
     Ack,
     Fin,
     Rst,
+    Psh,
 }
+
+/// Payload bytes an injected segment may carry: it must fit one frame on the harness's links
+/// (MTU 1500, with IPv6's 40-byte header and 60 bytes of TCP header and options).
+pub const MAX_INJECT_PAYLOAD: u16 = 1400;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -365,12 +374,52 @@ pub struct Inject {
     /// The side the segment pretends to come from (sent from its namespace and address).
     pub by: Role,
     pub flags: Vec<InjectFlag>,
+    /// A number, or relative to the receiver's state as captured: `rcv_nxt`, `snd_nxt`, with
+    /// `+N`/`-N`.
     #[serde(default)]
-    pub seq: u32,
+    pub seq: SeqNumber,
     #[serde(default)]
-    pub ack: u32,
+    pub ack: SeqNumber,
+    /// Payload bytes (zeros), at most [`MAX_INJECT_PAYLOAD`].
+    #[serde(default)]
+    pub payload: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub options: InjectOptions,
     #[serde(default)]
     pub label: Option<String>,
+}
+
+impl Inject {
+    /// Whether a number is read from the capture, so the packet taps must run.
+    pub fn needs_capture(&self) -> bool {
+        self.seq.is_relative()
+            || self.ack.is_relative()
+            || self
+                .options
+                .timestamps
+                .as_ref()
+                .is_some_and(|t| t.tsval.is_relative() || t.tsecr.is_relative())
+    }
+}
+
+/// TCP options of an injected segment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectOptions {
+    #[serde(default)]
+    pub mss: Option<u16>,
+    #[serde(default)]
+    pub timestamps: Option<InjectTimestamps>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectTimestamps {
+    /// A number, or `own` (the latest TSval `by` sent) with `+N`/`-N`.
+    pub tsval: TsNumber,
+    /// A number, or `peer` (the latest TSval the receiver sent) with `+N`/`-N`.
+    #[serde(default)]
+    pub tsecr: TsNumber,
 }
 
 #[derive(Debug, Deserialize)]
@@ -761,6 +810,38 @@ pub struct ExpectSpec {
     pub packets: Option<Spanned<String>>,
     #[serde(default)]
     pub from: Option<Spanned<String>>,
+    /// Selectors of `packets:` besides the kind and `port`: exact flags in tcpdump's letters,
+    /// source and destination ports, a connection's 4-tuple.
+    #[serde(default)]
+    pub flags: Option<Spanned<FlagSet>>,
+    #[serde(default)]
+    pub src_port: Option<PortRange>,
+    #[serde(default)]
+    pub dst_port: Option<PortRange>,
+    #[serde(default)]
+    pub conn: Option<Spanned<String>>,
+    /// What every selected packet must show: relative seq and ack, payload length, window,
+    /// options (and the MSS value), the timestamp echo, the send time since a step started.
+    #[serde(default)]
+    pub seq: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub ack: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub len: Option<Spanned<Comparison>>,
+    /// The raw window field (tcpdump's `win`; `window:` is a workload's).
+    #[serde(default)]
+    pub win: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub mss: Option<Spanned<Comparison>>,
+    #[serde(default)]
+    pub tsecr: Option<Spanned<TsecrRule>>,
+    #[serde(default)]
+    pub since: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sent_ms: Option<Spanned<Comparison>>,
+    /// Every gap between consecutive selected packets, in ms.
+    #[serde(default)]
+    pub gap_ms: Option<Spanned<Comparison>>,
 
     /// Conntrack in this namespace: entries (optionally by TCP `state`) with `count`, or a
     /// statistics column (`stat: drop`, `early_drop`, `insert_failed`...) with `delta`.

@@ -178,7 +178,19 @@ impl Ctx<'_> {
                     if i.flags.is_empty() {
                         self.err(
                             at,
-                            "inject needs flags: [ack], [rst], [syn] or [fin] (or several)",
+                            "inject needs flags: [ack], [rst], [syn], [fin] or [psh] (or several)",
+                        );
+                    }
+                    if let Some(p) = &i.payload
+                        && p.value > super::model::MAX_INJECT_PAYLOAD
+                    {
+                        self.err(
+                            p.referenced,
+                            format!(
+                                "payload: {} is more than one frame holds: an injected segment carries at most {} bytes",
+                                p.value,
+                                super::model::MAX_INJECT_PAYLOAD
+                            ),
                         );
                     }
                 }
@@ -359,7 +371,7 @@ impl Ctx<'_> {
             ("bytes", e.bytes.is_some(), &["result"]),
             ("value", e.value.is_some(), &["result"]),
             ("state", e.state.is_some(), &["sockets", "conntrack"]),
-            ("port", e.port.is_some(), &["sockets"]),
+            ("port", e.port.is_some(), &["sockets", "packets"]),
             ("local_port", e.local_port.is_some(), &["sockets", "result"]),
             ("remote_port", e.remote_port.is_some(), &["sockets"]),
             ("at", e.at.is_some(), &["sockets", "conntrack"]),
@@ -372,8 +384,12 @@ impl Ctx<'_> {
             ("recv_q", e.recv_q.is_some(), &["sockets"]),
             ("send_q", e.send_q.is_some(), &["sockets"]),
             ("info", e.info.is_some(), &["sockets"]),
-            ("options", e.options.is_some(), &["sockets"]),
-            ("no_options", e.no_options.is_some(), &["sockets"]),
+            ("options", e.options.is_some(), &["sockets", "packets"]),
+            (
+                "no_options",
+                e.no_options.is_some(),
+                &["sockets", "packets"],
+            ),
             (
                 "count",
                 e.count.is_some(),
@@ -382,6 +398,19 @@ impl Ctx<'_> {
             ("ns", e.ns.is_some(), &["counter"]),
             ("delta", e.delta.is_some(), &["counter", "conntrack"]),
             ("from", e.from.is_some(), &["packets"]),
+            ("flags", e.flags.is_some(), &["packets"]),
+            ("src_port", e.src_port.is_some(), &["packets"]),
+            ("dst_port", e.dst_port.is_some(), &["packets"]),
+            ("conn", e.conn.is_some(), &["packets"]),
+            ("seq", e.seq.is_some(), &["packets"]),
+            ("ack", e.ack.is_some(), &["packets"]),
+            ("len", e.len.is_some(), &["packets"]),
+            ("win", e.win.is_some(), &["packets"]),
+            ("mss", e.mss.is_some(), &["packets"]),
+            ("tsecr", e.tsecr.is_some(), &["packets"]),
+            ("since", e.since.is_some(), &["packets"]),
+            ("sent_ms", e.sent_ms.is_some(), &["packets"]),
+            ("gap_ms", e.gap_ms.is_some(), &["packets"]),
         ];
         for &(key, present, belongs) in keys {
             if present && !belongs.contains(&kind) {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::case::Platform;
-use crate::observe::{Counters, SocketRow};
+use std::net::SocketAddr;
+
+use crate::observe::{Counters, Packet, SocketRow};
 use crate::scenario::workload::WorkloadRun;
 use crate::scenario::{Exit, ProgramRun, SocketSample, StepRecord, outcome_counts};
 
@@ -19,8 +21,13 @@ pub struct Observations {
     pub samples: Vec<SocketSample>,
     /// Counter changes over the steps, per namespace.
     pub counters: BTreeMap<String, Counters>,
-    /// Packets that crossed each sender's link: sender namespace -> kind -> count.
-    pub packets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// TCP packets each sender namespace put on its first link, in capture order. Their `at`
+    /// counts from the start of the case's first step (the taps' clocks re-based to it), like
+    /// `StepRecord::started`.
+    pub packets: BTreeMap<String, Vec<Packet>>,
+    /// Each connection's 4-tuples as its client saw them, (client address, server address);
+    /// a name that a later `connect` reused has several. What `packets:` `conn:` matches.
+    pub conn_tuples: BTreeMap<String, Vec<(SocketAddr, SocketAddr)>>,
     /// Whether packets were captured at all (only when an expectation needs them).
     pub captured: bool,
     /// The first packets of each capture, one line each, for the evidence.
@@ -402,32 +409,7 @@ fn row_meets(row: &SocketRow, test: &RowTest) -> (bool, String) {
 /// Packets on the wire and what the link dropped.
 fn judge_packets(check: &Check, obs: &Observations) -> (bool, String) {
     match check {
-        Check::Packets { kind, from, cmp } => {
-            if !obs.captured {
-                return (false, "no capture was made".into());
-            }
-            let by_kind = obs.packets.get(from);
-            let n = match kind {
-                Some(k) => by_kind.and_then(|m| m.get(k)).copied().unwrap_or(0),
-                None => by_kind.map(|m| m.values().sum()).unwrap_or(0),
-            };
-            let all: Vec<String> = by_kind
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            (
-                cmp.holds(n as i64),
-                format!(
-                    "{n} (all from {from}: {})",
-                    if all.is_empty() {
-                        "none".into()
-                    } else {
-                        all.join(", ")
-                    }
-                ),
-            )
-        }
+        Check::Packets { .. } => super::packets::judge(check, obs),
         Check::Dropped { name, cmp } => match obs.dropped.get(name) {
             Some(n) => (cmp.holds(*n as i64), format!("{n}")),
             None => (

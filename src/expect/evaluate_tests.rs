@@ -10,7 +10,7 @@ use nix::errno::Errno;
 
 use crate::case::When;
 use crate::case::{RowTest, SocketField};
-use crate::observe::{ConntrackTable, TcpInfo};
+use crate::observe::{ConntrackTable, Packet, TcpInfo};
 use crate::scenario::{Outcome, ProgramSpec};
 use crate::vocab::{Comparison, PortRange, TcpInfoField, TcpOption, TcpState, TcpTimer};
 
@@ -505,42 +505,185 @@ fn timer_fields_and_options_of_every_row() {
     );
 }
 
-#[test]
-fn packets_counts_a_kind_or_all_from_a_sender() {
-    let mut obs = Observations {
-        packets: BTreeMap::from([(
-            "client".to_string(),
-            BTreeMap::from([
-                ("SYN".to_string(), 1),
-                ("ACK".to_string(), 3),
-                ("FIN".to_string(), 1),
-            ]),
+fn pkt(src: &str, dst: &str, flags: u8, seq: u32, ack: u32, len: usize, ms: u64) -> Packet {
+    use crate::observe::{PacketOptions, Timestamps};
+    Packet {
+        at: std::time::Duration::from_millis(ms),
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        kind: crate::vocab::TcpKind::classify(flags, len),
+        flags,
+        payload_len: len,
+        seq,
+        ack,
+        window: 502,
+        options: PacketOptions {
+            timestamps: Some(Timestamps {
+                tsval: 1000 + ms as u32,
+                tsecr: 0,
+            }),
+            ..PacketOptions::default()
+        },
+    }
+}
+
+const C: &str = "198.18.0.1:40000";
+const S: &str = "198.18.0.2:8080";
+
+/// A connection: SYN, SYN-ACK, ACK, 1000 bytes, the client's FIN at 250 ms, then again at
+/// 460 ms (a retransmission).
+fn conversation() -> Observations {
+    use crate::vocab::tcp_flags::*;
+    let client = vec![
+        pkt(C, S, SYN, 100, 0, 0, 0),
+        pkt(C, S, ACK, 101, 501, 0, 1),
+        pkt(C, S, ACK | PSH, 101, 501, 1000, 2),
+        pkt(C, S, FIN | ACK, 1101, 501, 0, 250),
+        pkt(C, S, FIN | ACK, 1101, 501, 0, 460),
+    ];
+    let server = vec![pkt(S, C, SYN | ACK, 500, 101, 0, 1)];
+    Observations {
+        packets: BTreeMap::from([("client".to_string(), client), ("server".into(), server)]),
+        conn_tuples: BTreeMap::from([(
+            "conn".to_string(),
+            vec![(C.parse().unwrap(), S.parse().unwrap())],
         )]),
         captured: true,
         ..Observations::default()
-    };
-    let packets = |kind: Option<&str>, from: &str, cmp| Check::Packets {
-        kind: kind.map(String::from),
+    }
+}
+
+fn packets(kind: Option<crate::vocab::TcpKind>, from: &str, cmp: Comparison) -> Check {
+    Check::Packets {
         from: from.into(),
+        select: crate::case::PacketSelect {
+            kind,
+            ..Default::default()
+        },
+        each: Default::default(),
         cmp,
-    };
+    }
+}
+
+#[test]
+fn packets_counts_a_kind_or_all_from_a_sender() {
+    use crate::vocab::TcpKind;
+    let mut obs = conversation();
     assert_eq!(
-        judged(packets(Some("FIN"), "client", Comparison::Eq(1)), &obs),
-        pass("1 (all from client: ACK 3, FIN 1, SYN 1)")
+        judged(
+            packets(Some(TcpKind::Fin), "client", Comparison::Eq(2)),
+            &obs
+        ),
+        pass("2 (all from client: ACK 1, DATA 1, FIN 2, SYN 1)")
     );
     assert_eq!(
         judged(packets(None, "client", Comparison::AtLeast(10)), &obs),
-        fail("5 (all from client: ACK 3, FIN 1, SYN 1)")
+        fail("5 (all from client: ACK 1, DATA 1, FIN 2, SYN 1)")
     );
     assert_eq!(
-        judged(packets(Some("RST"), "server", Comparison::Eq(0)), &obs),
-        pass("0 (all from server: none)")
+        judged(
+            packets(Some(TcpKind::Rst), "router", Comparison::Eq(0)),
+            &obs
+        ),
+        pass("0 (all from router: none)")
     );
     // Without a capture no count is meaningful, not even zero.
     obs.captured = false;
     assert_eq!(
-        judged(packets(Some("RST"), "client", Comparison::Eq(0)), &obs),
+        judged(
+            packets(Some(TcpKind::Rst), "client", Comparison::Eq(0)),
+            &obs
+        ),
         fail("no capture was made")
+    );
+}
+
+#[test]
+fn relative_numbers_count_from_each_directions_syn() {
+    use crate::expect::Isns;
+    use crate::vocab::tcp_flags::*;
+    let syn = pkt(C, S, SYN, 100, 0, 0, 0);
+    let data = pkt(C, S, ACK | PSH, 101, 501, 10, 2);
+    let isns = Isns::of([&syn, &data]);
+    assert_eq!(isns.rel_seq(&syn), Some(0));
+    assert_eq!(isns.rel_seq(&data), Some(1));
+    // No SYN of the server's direction in this capture: no relative ack.
+    assert_eq!(isns.rel_ack(&data), None);
+    // Relative numbers wrap modulo 2^32 like the numbers themselves.
+    let high = pkt(C, S, SYN, u32::MAX, 0, 0, 0);
+    let after = pkt(C, S, ACK, 9, 0, 0, 1);
+    assert_eq!(Isns::of([&high]).rel_seq(&after), Some(10));
+    // Another 4-tuple has its own ISN.
+    let other = pkt("198.18.0.1:40001", S, ACK, 101, 0, 0, 3);
+    assert_eq!(isns.rel_seq(&other), None);
+}
+
+#[test]
+fn packet_fields_hold_for_every_selected_packet() {
+    use crate::case::{PacketFields, PacketSelect};
+    use crate::vocab::{FlagSet, TcpKind};
+    let obs = conversation();
+    let check = |select: PacketSelect, each: PacketFields, cmp| Check::Packets {
+        from: "client".into(),
+        select,
+        each,
+        cmp,
+    };
+    let fins = PacketSelect {
+        kind: Some(TcpKind::Fin),
+        flags: Some(FlagSet::parse("F.").unwrap()),
+        conn: Some("conn".into()),
+        ..Default::default()
+    };
+    // Relative numbers: the FIN after 1000 bytes is at 1001 and acks the SYN-ACK (1).
+    let rel = PacketFields {
+        seq: Some(Comparison::Eq(1001)),
+        ack: Some(Comparison::Eq(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        judged(check(fins.clone(), rel, Comparison::Eq(2)), &obs),
+        pass("2: [F.] seq 1001 ack 1; [F.] seq 1001 ack 1")
+    );
+    // One failing packet fails the check, and is marked.
+    let len = PacketFields {
+        len: Some(Comparison::Eq(1000)),
+        ..Default::default()
+    };
+    let any = PacketSelect::default();
+    let (ok, text) = judged(check(any, len, Comparison::AtLeast(1)), &obs);
+    assert!(!ok && text.contains("FAILS [S] len 0"), "{text}");
+    // Gaps and send times since a step.
+    let timing = PacketFields {
+        sent_ms: Some(Comparison::Between(200, 500)),
+        gap_ms: Some(Comparison::Between(200, 260)),
+        ..Default::default()
+    };
+    assert_eq!(
+        judged(check(fins.clone(), timing, Comparison::Eq(2)), &obs),
+        pass("2: [F.] sent at 250.0 ms; [F.] sent at 460.0 ms; gaps 210.0 ms")
+    );
+    // A connection that never had a 4-tuple is said so.
+    let other = PacketSelect {
+        conn: Some("other".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        judged(
+            check(other, PacketFields::default(), Comparison::Eq(0)),
+            &obs
+        ),
+        fail("connection `other` never had a 4-tuple")
+    );
+    // The timestamp echo: the client's packets echo 0, never the server's TSval.
+    let echo = PacketFields {
+        tsecr: Some(crate::case::TsecrRule::Echoes),
+        ..Default::default()
+    };
+    let (ok, text) = judged(check(fins, echo, Comparison::Eq(2)), &obs);
+    assert!(
+        !ok && text.contains("tsecr 0 (peer's latest tsval 1001)"),
+        "{text}"
     );
 }
 

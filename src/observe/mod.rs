@@ -16,7 +16,8 @@ pub use counters::{CounterError, Counters};
 pub use gauges::{GaugeReading, NsGauges, slab_object_size};
 pub use kernel_log::{KernelLog, KernelLogError};
 pub use packets::{
-    Capture, Direction, Frame, Packet, PacketTap, PcapRecord, TapError, TapOptions, read_pcap,
+    Capture, Direction, Frame, Packet, PacketOptions, PacketTap, PcapRecord, TapError, TapOptions,
+    Timestamps, read_pcap,
 };
 pub use sockets::{SockDiag, SockDiagError, SocketRow};
 pub use tcp_info::TcpInfo;

@@ -1,6 +1,7 @@
 //! Human-readable trial reports: verdicts with their source positions, then the evidence
 //! (step results, socket states, counters that moved).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::case::Case;
@@ -128,7 +129,11 @@ fn render_links(s: &mut String, o: &Observations) {
     }
     if o.captured {
         let _ = writeln!(s, "packets on the wire, by sender:");
-        for (ns, kinds) in &o.packets {
+        for (ns, packets) in &o.packets {
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in packets {
+                *kinds.entry(p.kind.name()).or_default() += 1;
+            }
             let shown: Vec<String> = kinds.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(
                 s,

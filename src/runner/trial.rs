@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::case::{Backend, Case, Family, Requirement, SourceError};
 use crate::expect::{Check, Observations, Verdict, evaluate};
@@ -11,7 +11,7 @@ use crate::impair::conntrack;
 use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
 use crate::netns::{Lab, LabError, NetnsError, sysctl};
 use crate::observe::{
-    Capture, CounterError, Counters, KernelLog, KernelLogError, PacketTap, TapError,
+    Capture, CounterError, Counters, KernelLog, KernelLogError, Packet, PacketTap, TapError,
     read_conntrack_stats,
 };
 use crate::plan::{PlanError, PlanStep, compile};
@@ -180,6 +180,9 @@ struct Ran {
     programs: Vec<crate::scenario::ProgramRun>,
     workloads: Vec<crate::scenario::workload::WorkloadRun>,
     captures: Vec<Capture>,
+    /// Per capture: how long its tap ran before the first step.
+    tap_leads: Vec<Duration>,
+    conn_tuples: BTreeMap<String, Vec<(std::net::SocketAddr, std::net::SocketAddr)>>,
     dropped: BTreeMap<String, u64>,
     impairment_log: Vec<String>,
     after: BTreeMap<String, Counters>,
@@ -256,7 +259,8 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
             })
             .collect(),
         conntrack_stats: stat_deltas(&ct_before, &ran.ct_after),
-        packets: packets_by_sender(case, family, &ran.captures),
+        packets: packets_by_sender(case, family, &ran.captures, &ran.tap_leads),
+        conn_tuples: ran.conn_tuples,
         captured: wants_packets,
         packet_log: ran
             .captures
@@ -362,10 +366,11 @@ fn prepare(
         None => None,
     };
     // Taps on one end of every link, only when an expectation looks at packets.
-    let wants_packets = case
-        .expectations
-        .iter()
-        .any(|e| matches!(e.check, Check::Packets { .. }));
+    let wants_packets = case.injects_from_capture()
+        || case
+            .expectations
+            .iter()
+            .any(|e| matches!(e.check, Check::Packets { .. }));
     let mut taps = Vec::new();
     if wants_packets {
         for link in &case.topology.links {
@@ -432,11 +437,23 @@ fn run_steps(
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
+    engine.taps = std::mem::take(&mut p.taps);
     let started = Instant::now();
     let ran = engine.run(plan);
     let run = started.elapsed();
     let impairments = engine.impairments.take();
-    let captures: Vec<Capture> = std::mem::take(&mut p.taps)
+    // How long each tap ran before the first step: its packets' times minus this count from
+    // the first step, as step records do.
+    let tap_leads: Vec<Duration> = engine
+        .taps
+        .iter()
+        .map(|t| {
+            engine
+                .started_at()
+                .saturating_duration_since(t.clock_start())
+        })
+        .collect();
+    let captures: Vec<Capture> = std::mem::take(&mut engine.taps)
         .into_iter()
         .map(PacketTap::stop)
         .collect();
@@ -465,6 +482,8 @@ fn run_steps(
         programs,
         workloads: std::mem::take(&mut engine.workloads),
         captures,
+        tap_leads,
+        conn_tuples: std::mem::take(&mut engine.conn_tuples),
         dropped,
         impairment_log,
         after,
@@ -514,8 +533,9 @@ fn packets_by_sender(
     case: &Case,
     family: Family,
     captures: &[Capture],
-) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    leads: &[Duration],
+) -> BTreeMap<String, Vec<Packet>> {
+    let mut out: BTreeMap<String, Vec<Packet>> = BTreeMap::new();
     for ns in &case.topology.namespaces {
         let Some(addr) = case.topology.address_of(ns, family) else {
             continue;
@@ -531,13 +551,16 @@ fn packets_by_sender(
         let Some(capture) = captures.get(i) else {
             continue;
         };
-        let by_kind = out.entry(ns.clone()).or_default();
+        let lead = leads.get(i).copied().unwrap_or_default();
+        let sent = out.entry(ns.clone()).or_default();
         for p in capture
             .packets
             .iter()
             .filter(|p| p.src.ip() == addr || same_v4(p.src.ip(), addr))
         {
-            *by_kind.entry(p.kind.name().to_string()).or_default() += 1;
+            let mut p = p.clone();
+            p.at = p.at.saturating_sub(lead);
+            sent.push(p);
         }
     }
     out

@@ -143,6 +143,10 @@ pub(super) struct Conn {
     pub(super) failed: Option<String>,
 }
 
+/// How long `inject` waits at most for the taps to read what is queued (a busy machine can
+/// keep a reader thread off the CPU for a while).
+const TAP_CATCH_UP: Duration = Duration::from_secs(1);
+
 pub struct Engine<'a> {
     pub(super) lab: &'a Lab,
     pub(super) topology: &'a Topology,
@@ -175,6 +179,10 @@ pub struct Engine<'a> {
     pub socket_state_workloads: Vec<String>,
     /// `case::family`, for progress lines.
     pub trial_name: String,
+    /// The packet taps, while the steps run: `inject` reads relative numbers from them.
+    pub taps: Vec<crate::observe::PacketTap>,
+    /// Each connection name's 4-tuples (client address, server address), in connect order.
+    pub conn_tuples: BTreeMap<String, Vec<(SocketAddr, SocketAddr)>>,
 }
 
 impl<'a> Engine<'a> {
@@ -203,6 +211,8 @@ impl<'a> Engine<'a> {
             workloads: Vec::new(),
             socket_state_workloads: Vec::new(),
             trial_name: String::new(),
+            taps: Vec::new(),
+            conn_tuples: BTreeMap::new(),
         })
     }
 
@@ -210,6 +220,11 @@ impl<'a> Engine<'a> {
         self.start = Instant::now();
         self.run_block(steps, None, false)?;
         Ok(())
+    }
+
+    /// When the first step started: step records and re-based packet times count from here.
+    pub fn started_at(&self) -> Instant {
+        self.start
     }
 
     /// Socket states in every namespace now.
@@ -667,6 +682,12 @@ impl<'a> Engine<'a> {
                 rec.outcome = outcome;
             }
         }
+        if let Some(local) = conn.local {
+            let tuples = self.conn_tuples.entry(name.to_string()).or_default();
+            if !tuples.contains(&(local, conn.remote)) {
+                tuples.push((local, conn.remote));
+            }
+        }
         if let Some(old) = self.conns.insert(name.to_string(), conn) {
             self.retired.extend(old.client);
             self.retired.extend(old.server);
@@ -880,8 +901,38 @@ impl<'a> Engine<'a> {
             Role::Server => (server_ns, c.remote, local),
             Role::Client => (c.client_ns.clone(), local, c.remote),
         };
-        let bytes = inject::segment(src, dst, &i.flags, i.seq, i.ack);
-        rec.detail = format!("{:?} {src} -> {dst} seq {} ack {}", i.flags, i.seq, i.ack);
+        let seen = if i.needs_capture() {
+            // The segments sent so far may still wait in a tap's queue: read them all first.
+            for t in &self.taps {
+                t.sync(TAP_CATCH_UP);
+            }
+            let packets: Vec<_> = self.taps.iter().flat_map(|t| t.packets()).collect();
+            inject::SeenState::from_packets(&packets, src, dst)
+        } else {
+            inject::SeenState::default()
+        };
+        let seg = match inject::Segment::resolve(i, &seen) {
+            Ok(seg) => seg,
+            Err(why) => {
+                rec.outcome = Outcome::Skipped(why);
+                return Ok(());
+            }
+        };
+        let bytes = inject::segment(src, dst, &i.flags, &seg);
+        rec.detail = format!(
+            "{:?} {src} -> {dst} seq {} ({}) ack {} ({}) len {}{}{}",
+            i.flags,
+            seg.seq,
+            i.seq,
+            seg.ack,
+            i.ack,
+            seg.payload,
+            seg.mss.map(|m| format!(" mss {m}")).unwrap_or_default(),
+            seg.timestamps
+                .map(|(v, e)| format!(" TS val {v} ecr {e}"))
+                .unwrap_or_default()
+        );
+        rec.bytes = Some(u64::from(seg.payload));
         rec.outcome = self
             .lab
             .ns(&ns)

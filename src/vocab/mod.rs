@@ -13,6 +13,7 @@ mod packet_kind;
 mod ports;
 mod rate;
 mod tcp_info;
+mod tcp_option;
 mod tcp_state;
 
 pub use compare::Comparison;
@@ -25,4 +26,5 @@ pub use packet_kind::{TcpKind, tcp_flags};
 pub use ports::PortRange;
 pub use rate::Rate;
 pub use tcp_info::{InfoUnit, TcpInfoField, TcpOption, TcpTimer};
+pub use tcp_option::{ALL_OPTIONS, FlagSet, HeaderOption, OptionSet};
 pub use tcp_state::{ALL_STATES, TcpState};

@@ -1,8 +1,11 @@
 //! Lowering each kind of expectation to its typed check, with every mistake at its place.
 
-use crate::case::check::{Check, RowTest, SocketField, SocketFilter};
+use crate::case::check::{Check, PacketFields, PacketSelect, RowTest, SocketField, SocketFilter};
 use crate::case::model::ExpectSpec;
-use crate::vocab::{CONNTRACK_TCP_STATES, TcpInfoField, TcpOption, TcpState, TcpTimer};
+use crate::vocab::{
+    CONNTRACK_TCP_STATES, HeaderOption, OptionSet, TcpInfoField, TcpKind, TcpOption, TcpState,
+    TcpTimer,
+};
 use serde_saphyr::{Location, Spanned};
 
 use super::Ctx;
@@ -307,7 +310,9 @@ impl Ctx<'_> {
         tests
     }
 
-    /// A `packets: KIND` expectation: what a namespace put on its link.
+    /// A `packets: KIND` expectation: what a namespace put on its link. The selectors (kind,
+    /// flags, ports, conn) choose the packets `count` counts; every field check must hold for
+    /// each of them, so a field check needs a count that cannot be 0.
     pub(super) fn packets_expectation(
         &mut self,
         e: &ExpectSpec,
@@ -315,18 +320,72 @@ impl Ctx<'_> {
         at: Location,
         push: &mut dyn FnMut(Location, Check),
     ) {
-        let known = ["SYN", "SYN_ACK", "FIN", "RST", "ACK", "DATA", "ANY"];
-        let k = kind.value.to_ascii_uppercase();
-        if !known.contains(&k.as_str()) {
+        let any = kind.value.eq_ignore_ascii_case("ANY");
+        let tcp_kind = TcpKind::from_name(&kind.value);
+        if !any && tcp_kind.is_none() {
             self.err(
                 kind.referenced,
                 format!(
-                    "`{}` is not a packet kind: write one of {}",
-                    kind.value,
+                    "`{}` is not a packet kind: write one of SYN, SYN_ACK, FIN, RST, ACK, DATA or ANY (ANY with `flags:` to select by flags only)",
+                    kind.value
+                ),
+            );
+        }
+        if let Some(c) = &e.conn {
+            self.conn(&c.value, c.referenced);
+        }
+        if let Some(since) = &e.since
+            && !self.labels.contains(&since.value)
+        {
+            let known: Vec<_> = self.labels.iter().cloned().collect();
+            self.err(
+                since.referenced,
+                format!(
+                    "no step is labelled `{}` (labels: {})",
+                    since.value,
                     known.join(", ")
                 ),
             );
         }
+        let mut sets = [OptionSet::default(); 2];
+        for (i, (key, list)) in [("options", &e.options), ("no_options", &e.no_options)]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(list) = list else { continue };
+            if list.value.is_empty() {
+                self.err(
+                    list.referenced,
+                    format!("`{key}: []` asks for nothing: list options (mss, wscale, sack_ok, sack, timestamps, fastopen), or remove the key"),
+                );
+            }
+            for name in &list.value {
+                match HeaderOption::from_name(&name.value) {
+                    Ok(o) => sets[i].insert(o),
+                    Err(why) => self.err(name.referenced, why),
+                }
+            }
+        }
+        let [options, no_options] = sets;
+        if let Some(both) = options.iter().find(|o| no_options.contains(*o)) {
+            let at = e.no_options.as_ref().map_or(at, |n| n.referenced);
+            self.err(
+                at,
+                format!("`{both}` is both required (`options:`) and refused (`no_options:`): no packet can meet that"),
+            );
+        }
+        let each = PacketFields {
+            seq: e.seq.as_ref().map(|c| c.value),
+            ack: e.ack.as_ref().map(|c| c.value),
+            len: e.len.as_ref().map(|c| c.value),
+            window: e.win.as_ref().map(|c| c.value),
+            options,
+            no_options,
+            mss: e.mss.as_ref().map(|c| c.value),
+            tsecr: e.tsecr.as_ref().map(|c| c.value),
+            sent_ms: e.sent_ms.as_ref().map(|c| c.value),
+            gap_ms: e.gap_ms.as_ref().map(|c| c.value),
+        };
         let Some(from) = &e.from else {
             self.err(
                 at,
@@ -339,11 +398,42 @@ impl Ctx<'_> {
             self.err(at, "a `packets:` expectation needs `count:`");
             return;
         };
+        // A check that holds for every packet of an empty selection cannot fail.
+        if each.judges_packets() && count.value.holds(0) {
+            self.err(
+                count.referenced,
+                format!(
+                    "`count: {}` lets the selection be empty, and then the field checks (seq, ack, len, win, options, no_options, mss, tsecr, sent_ms) judge nothing: ask for at least one packet, such as `count: {{at_least: 1}}`",
+                    count.value
+                ),
+            );
+        }
+        if let Some(g) = &e.gap_ms
+            && (count.value.holds(0) || count.value.holds(1))
+        {
+            self.err(
+                g.referenced,
+                format!(
+                    "`gap_ms:` judges the gaps between consecutive packets, but `count: {}` allows fewer than two: ask for at least two, such as `count: {{at_least: 2}}`",
+                    count.value
+                ),
+            );
+        }
+        let select = PacketSelect {
+            kind: if any { None } else { tcp_kind },
+            flags: e.flags.as_ref().map(|f| f.value),
+            port: e.port,
+            src_port: e.src_port,
+            dst_port: e.dst_port,
+            conn: e.conn.as_ref().map(|c| c.value.clone()),
+            since: e.since.as_ref().map(|s| s.value.clone()),
+        };
         push(
             count.referenced,
             Check::Packets {
-                kind: (k != "ANY").then_some(k),
                 from: from.value.clone(),
+                select,
+                each,
                 cmp: count.value,
             },
         );

@@ -8,5 +8,5 @@ mod tap;
 mod tests;
 
 pub use capture::{Capture, PcapRecord, read_pcap};
-pub use packet::Packet;
+pub use packet::{Packet, PacketOptions, Timestamps};
 pub use tap::{Direction, Frame, PacketTap, TapError, TapOptions};

@@ -1,6 +1,7 @@
-//! One TCP segment as the tap classified it: addresses, kind, flags, seq/ack, length.
+//! One TCP segment as the tap classified it: addresses, kind, flags, seq/ack, length, window
+//! and the options that matter to cases (MSS, window scale, timestamps; which kinds were there).
 
-use crate::vocab::{TcpKind, tcp_flags};
+use crate::vocab::{FlagSet, HeaderOption, OptionSet, TcpKind};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -22,6 +23,104 @@ pub struct Packet {
     pub payload_len: usize,
     pub seq: u32,
     pub ack: u32,
+    /// The raw window field (not scaled).
+    pub window: u16,
+    pub options: PacketOptions,
+}
+
+/// The TCP options of one segment: which kinds it carried and the values cases check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketOptions {
+    pub present: OptionSet,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub timestamps: Option<Timestamps>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamps {
+    pub tsval: u32,
+    pub tsecr: u32,
+}
+
+/// TCP option kinds (RFC 793, 7323, 2018, 7413; 254 is the experimental kind TFO used first).
+const KIND_END: u8 = 0;
+const KIND_NOP: u8 = 1;
+const KIND_FASTOPEN: u8 = 34;
+const KIND_EXPERIMENTAL: u8 = 254;
+const TFO_MAGIC: [u8; 2] = [0xF9, 0x89];
+
+impl PacketOptions {
+    /// Parse the options area of a TCP header. Each option is cut out by its kind and length
+    /// here and read by etherparse, so that an option etherparse does not know (Fast Open) or
+    /// a malformed one stops nothing but itself; a length that runs past the area ends it.
+    pub fn parse(area: &[u8]) -> PacketOptions {
+        use etherparse::TcpOptionElement as E;
+        let mut out = PacketOptions::default();
+        let mut rest = area;
+        while let Some(&kind) = rest.first() {
+            match kind {
+                KIND_END => break,
+                KIND_NOP => {
+                    rest = &rest[1..];
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(&len) = rest.get(1) else { break };
+            let len = usize::from(len);
+            if len < 2 || len > rest.len() {
+                break;
+            }
+            let (one, tail) = rest.split_at(len);
+            rest = tail;
+            if kind == KIND_FASTOPEN
+                || (kind == KIND_EXPERIMENTAL && one.get(2..4) == Some(&TFO_MAGIC[..]))
+            {
+                out.present.insert(HeaderOption::Fastopen);
+                continue;
+            }
+            let Some(Ok(element)) = etherparse::TcpOptionsIterator::from_slice(one).next() else {
+                continue;
+            };
+            match element {
+                E::MaximumSegmentSize(v) => {
+                    out.present.insert(HeaderOption::Mss);
+                    out.mss = Some(v);
+                }
+                E::WindowScale(v) => {
+                    out.present.insert(HeaderOption::Wscale);
+                    out.wscale = Some(v);
+                }
+                E::SelectiveAcknowledgementPermitted => out.present.insert(HeaderOption::SackOk),
+                E::SelectiveAcknowledgement(..) => out.present.insert(HeaderOption::Sack),
+                E::Timestamp(tsval, tsecr) => {
+                    out.present.insert(HeaderOption::Timestamps);
+                    out.timestamps = Some(Timestamps { tsval, tsecr });
+                }
+                E::Noop => {}
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for PacketOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        for o in self.present.iter() {
+            parts.push(match o {
+                HeaderOption::Mss => format!("mss {}", self.mss.unwrap_or(0)),
+                HeaderOption::Wscale => format!("wscale {}", self.wscale.unwrap_or(0)),
+                HeaderOption::Timestamps => match self.timestamps {
+                    Some(t) => format!("TS val {} ecr {}", t.tsval, t.tsecr),
+                    None => "TS".into(),
+                },
+                other => other.name().to_string(),
+            });
+        }
+        f.write_str(&parts.join(","))
+    }
 }
 
 impl Packet {
@@ -84,31 +183,22 @@ impl Packet {
             payload_len,
             seq: tcp.sequence_number(),
             ack: tcp.acknowledgment_number(),
+            window: tcp.window_size(),
+            options: PacketOptions::parse(tcp.options()),
         })
     }
 
     /// tcpdump's flag letters: S F R P U E W and `.` for ACK.
     pub fn flags_text(&self) -> String {
-        use tcp_flags::*;
-        let mut s = String::new();
-        for (bit, c) in [
-            (SYN, 'S'),
-            (FIN, 'F'),
-            (RST, 'R'),
-            (PSH, 'P'),
-            (URG, 'U'),
-            (ECE, 'E'),
-            (CWR, 'W'),
-            (ACK, '.'),
-        ] {
-            if self.flags & bit != 0 {
-                s.push(c);
-            }
-        }
-        if s.is_empty() {
-            s.push_str("none");
-        }
-        s
+        FlagSet(self.flags).to_string()
+    }
+
+    /// The segment's length in sequence space: its payload, plus one each for SYN and FIN.
+    pub fn seq_len(&self) -> u32 {
+        use crate::vocab::tcp_flags::{FIN, SYN};
+        let len = u32::try_from(self.payload_len).unwrap_or(u32::MAX);
+        len.wrapping_add(u32::from(self.flags & SYN != 0))
+            .wrapping_add(u32::from(self.flags & FIN != 0))
     }
 }
 
@@ -116,7 +206,7 @@ impl fmt::Display for Packet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "+{:.6}s {} > {} {} [{}] seq={} ack={} len={}",
+            "+{:.6}s {} > {} {} [{}] seq={} ack={} win={} len={}",
             self.at.as_secs_f64(),
             self.src,
             self.dst,
@@ -124,7 +214,12 @@ impl fmt::Display for Packet {
             self.flags_text(),
             self.seq,
             self.ack,
+            self.window,
             self.payload_len
-        )
+        )?;
+        if !self.options.present.is_empty() {
+            write!(f, " [{}]", self.options)?;
+        }
+        Ok(())
     }
 }

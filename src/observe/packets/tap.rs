@@ -13,7 +13,7 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -129,8 +129,12 @@ pub struct PacketTap {
     ifname: String,
     options: TapOptions,
     started: SystemTime,
+    /// The monotonic instant packets' `at` counts from.
+    start: Instant,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    /// Times the reader found the socket's queue empty.
+    drained: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -180,13 +184,24 @@ impl PacketTap {
         let start = Instant::now();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let drained = Arc::new(AtomicU64::new(0));
+        let mono_start = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .ok()
+            .and_then(|t| {
+                Some(Duration::new(
+                    u64::try_from(t.tv_sec()).ok()?,
+                    u32::try_from(t.tv_nsec()).ok()?,
+                ))
+            });
         let reader = Reader {
             fd,
             options,
             started,
             start,
+            mono_start,
             state: state.clone(),
             stop: stop.clone(),
+            drained: drained.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("tap-{ifname}"))
@@ -199,14 +214,21 @@ impl PacketTap {
             ifname: name(),
             options,
             started,
+            start,
             state,
             stop,
+            drained,
             thread: Some(thread),
         })
     }
 
     pub fn ifname(&self) -> &str {
         &self.ifname
+    }
+
+    /// The instant the packets' `at` counts from, to align the tap's clock with another's.
+    pub fn clock_start(&self) -> Instant {
+        self.start
     }
 
     /// The TCP packets seen so far.
@@ -227,6 +249,21 @@ impl PacketTap {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Wait (at most `timeout`) until the reader has read every frame queued before this call:
+    /// until it has found the queue empty twice since (once could be a look begun before).
+    /// Returns whether it did.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let from = self.drained.load(Ordering::Acquire);
+        while self.drained.load(Ordering::Acquire) < from + 2 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// Stops the reader thread (within about 70 ms: one poll period plus the final drain of
@@ -308,8 +345,11 @@ struct Reader {
     options: TapOptions,
     started: SystemTime,
     start: Instant,
+    /// CLOCK_MONOTONIC when the tap started (`None` if it could not be read).
+    mono_start: Option<Duration>,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    drained: Arc<AtomicU64>,
 }
 
 enum Recv {
@@ -327,7 +367,11 @@ impl Reader {
             if !stopping {
                 let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::from(POLL_MS)) {
-                    Ok(0) | Err(Errno::EINTR) => continue,
+                    Ok(0) => {
+                        self.drained.fetch_add(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    Err(Errno::EINTR) => continue,
                     Ok(_) => {}
                     Err(e) => {
                         self.fail(format!("poll failed: {e}"));
@@ -341,7 +385,10 @@ impl Reader {
             loop {
                 match self.recv_one(&mut buf, &mut cmsg) {
                     Recv::Frame => {}
-                    Recv::Empty => break,
+                    Recv::Empty => {
+                        self.drained.fetch_add(1, Ordering::AcqRel);
+                        break;
+                    }
                     Recv::Failed(Errno::EINTR) => {}
                     Recv::Failed(Errno::ENETDOWN) => lock(&self.state).netdown += 1,
                     Recv::Failed(e) => {
@@ -427,12 +474,21 @@ impl Reader {
 
     /// The kernel's timestamp relative to the start, unless it is missing or implausible (a
     /// stepped clock, or a frame stamped in the future): then the time the reader saw it.
+    /// Frames TCP sent carry its departure time on CLOCK_MONOTONIC (the skb's EDT stamp,
+    /// tcp_clock_ns), which AF_PACKET hands over as it is: a stamp that is no wall-clock time
+    /// of this run is read on the monotonic clock.
     fn timestamp(&self, stamp: Option<Duration>) -> Duration {
         let elapsed = self.start.elapsed();
+        let plausible = |at: &Duration| *at <= elapsed + Duration::from_millis(100);
         let start = self.started.duration_since(UNIX_EPOCH).unwrap_or_default();
         stamp
             .and_then(|s| s.checked_sub(start))
-            .filter(|at| *at <= elapsed + Duration::from_millis(100))
+            .filter(plausible)
+            .or_else(|| {
+                stamp
+                    .and_then(|s| s.checked_sub(self.mono_start?))
+                    .filter(plausible)
+            })
             .unwrap_or(elapsed)
     }
 }

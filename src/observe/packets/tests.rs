@@ -3,6 +3,7 @@
 use super::capture::*;
 use super::packet::*;
 use super::tap::*;
+use super::{PacketOptions, Timestamps};
 use crate::vocab::{TcpKind, tcp_flags};
 use etherparse::PacketBuilder;
 use std::net::IpAddr;
@@ -196,5 +197,71 @@ fn counts_and_summary() {
         cap.summary(),
         "198.18.0.1 -> 198.18.0.2: SYN 1, ACK 1, FIN 1; 1 other frame; \
          TRUNCATED: 3 more frames not kept (cap 10)"
+    );
+}
+
+#[test]
+fn parses_window_and_options() {
+    use crate::vocab::HeaderOption;
+    use etherparse::TcpOptionElement as E;
+    let frame = v4(
+        |b| {
+            b.syn()
+                .options(&[
+                    E::MaximumSegmentSize(1460),
+                    E::SelectiveAcknowledgementPermitted,
+                    E::Timestamp(7, 0),
+                    E::Noop,
+                    E::WindowScale(10),
+                ])
+                .unwrap()
+        },
+        b"",
+    );
+    let p = parse(&frame).unwrap();
+    assert_eq!(p.window, 64240);
+    assert_eq!(p.options.mss, Some(1460));
+    assert_eq!(p.options.wscale, Some(10));
+    assert_eq!(
+        p.options.timestamps,
+        Some(Timestamps { tsval: 7, tsecr: 0 })
+    );
+    assert_eq!(
+        p.options.present.to_string(),
+        "mss,wscale,sack_ok,timestamps"
+    );
+    assert!(!p.options.present.contains(HeaderOption::Sack));
+    assert_eq!(p.seq_len(), 1, "a SYN takes one sequence number");
+}
+
+#[test]
+fn options_etherparse_does_not_know_stop_only_themselves() {
+    use crate::vocab::HeaderOption;
+    // Fast Open cookie (kind 34, 8-byte cookie), then timestamps after two NOPs.
+    let mut area = vec![34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1, 8, 10];
+    area.extend(5u32.to_be_bytes());
+    area.extend(6u32.to_be_bytes());
+    let o = PacketOptions::parse(&area);
+    assert!(o.present.contains(HeaderOption::Fastopen));
+    assert_eq!(o.timestamps, Some(Timestamps { tsval: 5, tsecr: 6 }));
+    // An unknown kind is skipped by its length; a length past the end stops the parse.
+    let o = PacketOptions::parse(&[99, 4, 0, 0, 2, 4, 5, 180]);
+    assert_eq!(o.mss, Some(1460));
+    let o = PacketOptions::parse(&[2, 40, 5, 180]);
+    assert!(o.present.is_empty());
+    // A length below 2 would loop forever: it ends the parse.
+    assert!(
+        PacketOptions::parse(&[99, 0, 2, 4, 5, 180])
+            .present
+            .is_empty()
+    );
+    // SACK blocks.
+    let mut sack = vec![5, 10];
+    sack.extend(1u32.to_be_bytes());
+    sack.extend(2u32.to_be_bytes());
+    assert!(
+        PacketOptions::parse(&sack)
+            .present
+            .contains(HeaderOption::Sack)
     );
 }

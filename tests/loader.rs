@@ -1909,3 +1909,19 @@ fn inject_payload_fits_one_frame() {
     assert_at(&err, pos(&text, "1500"));
     assert_says(&err, &["at most 1400 bytes"]);
 }
+
+#[test]
+fn a_sample_after_an_unknown_step_says_so() {
+    let text = case(
+        &format!("{LISTEN}  - sample: {{label: s, after: nope, at: 1s}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["no earlier step is labelled `nope`"]);
+    assert_at(&err, pos(&text, "nope"));
+    let text = case(
+        &format!("{LISTEN}  - sample: {{label: s, after: listen}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    assert_says(&refuse_one(&text), &["give `at` too"]);
+}

@@ -703,9 +703,14 @@ pub struct RecvStep {
 #[serde(deny_unknown_fields)]
 pub struct Sample {
     pub label: String,
-    /// Take the sample at this time since the first step started (waiting if needed).
+    /// Take the sample at this time since the first step started (waiting if needed), or
+    /// since the step labelled `after` started.
     #[serde(default)]
     pub at: Option<CaseDuration>,
+    /// The label of an earlier step that `at` counts from (its latest run): a timer armed by
+    /// that step is then sampled at the same age on a fast machine and a slow one.
+    #[serde(default)]
+    pub after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

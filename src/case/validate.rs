@@ -198,6 +198,17 @@ impl Ctx<'_> {
                     if s.label == "end" || !self.samples.insert(s.label.clone()) {
                         self.err(at, format!("sample label `{}` is taken (`end` is the sample made after the last step)", s.label));
                     }
+                    if let Some(after) = &s.after {
+                        if !self.labels.contains(&after.value) {
+                            self.err(after.referenced, format!("no earlier step is labelled `{}`: `after` names the step that `at` counts from", after.value));
+                        }
+                        if s.at.is_none() {
+                            self.err(
+                                after.referenced,
+                                "`after` says where `at` counts from: give `at` too",
+                            );
+                        }
+                    }
                 }
                 Step::Sleep(_) => {}
                 Step::Impair(spec) => self.impair(spec),

@@ -180,6 +180,7 @@ impl Compiler<'_> {
                 return control(Control::Sample {
                     label: &s.label,
                     at: s.at.map(|d| d.0),
+                    after: s.after.as_ref().map(|a| a.value.as_str()),
                 });
             }
             Step::Bind(b) => {

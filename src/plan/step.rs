@@ -35,7 +35,10 @@ pub enum Control<'c> {
     },
     Sample {
         label: &'c str,
+        /// Since the first step started, or since the latest start of the step labelled
+        /// `after`.
         at: Option<Duration>,
+        after: Option<&'c str>,
     },
 }
 

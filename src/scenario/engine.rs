@@ -301,9 +301,12 @@ impl<'a> Engine<'a> {
                 }
             }
             Control::Stop { label } => self.stop_programs(Some(label), "stop step"),
-            Control::Sample { label, at } => {
+            Control::Sample { label, at, after } => {
                 if let Some(at) = at {
-                    std::thread::sleep(at.saturating_sub(self.start.elapsed()));
+                    let base = after
+                        .and_then(|a| self.records.iter().rev().find(|r| r.label == a))
+                        .map_or(Duration::ZERO, |r| r.started);
+                    std::thread::sleep((base + *at).saturating_sub(self.start.elapsed()));
                 }
                 let sample = self.sample(label)?;
                 self.samples.push(sample);

@@ -53,12 +53,15 @@ pub fn bind_to_device(fd: &OwnedFd, ifname: &str) -> nix::Result<()> {
     setsockopt(fd, sockopt::BindToDevice, &std::ffi::OsString::from(ifname))
 }
 
+/// SO_LINGER {1, seconds}: the same setsockopt as `options: {linger: N}`.
 pub fn set_linger(fd: &OwnedFd, seconds: u16) -> nix::Result<()> {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: seconds.into(),
-    };
-    setsockopt(fd, sockopt::Linger, &l)
+    set_option(
+        fd,
+        &SocketOption {
+            name: OptionName::Linger,
+            value: OptionValue::Int(seconds.into()),
+        },
+    )
 }
 
 pub fn set_blocking(fd: &OwnedFd) -> nix::Result<()> {

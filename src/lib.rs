@@ -13,6 +13,7 @@ pub mod matrix;
 pub mod netns;
 pub mod observe;
 pub mod plan;
+pub mod profile;
 pub mod runner;
 pub mod scenario;
 pub mod spawn;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first.
 const ORDER: &[&str] = &[
-    "vocab", "kernel", "host", "spawn", "topology", "case", "plan", "netns", "observe", "impair",
-    "scenario", "expect", "runner", "matrix",
+    "vocab", "kernel", "host", "profile", "spawn", "topology", "case", "plan", "netns", "observe",
+    "impair", "scenario", "expect", "runner", "matrix",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

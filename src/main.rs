@@ -90,6 +90,18 @@ enum Command {
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+    /// What a sysctl profile's keys are on this kernel (sysctl.d syntax; several files apply in
+    /// order, the later winning): applied per namespace, host-global, absent, refused or
+    /// outside net., each with its file:line and the reason. Per-namespace keys are tried in a
+    /// namespace of twlab's, never the host's (needs root). Running the workloads with the
+    /// profile is issue 15's next part.
+    Rollout {
+        #[arg(required = true)]
+        profiles: Vec<PathBuf>,
+        /// text, md (Markdown, for a review) or json (a CI artifact).
+        #[arg(long, value_enum, default_value_t = ClaimsFormat::Text)]
+        format: ClaimsFormat,
+    },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
     /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
@@ -170,6 +182,23 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+        Command::Rollout { profiles, format } => {
+            let report = match twlab::runner::rollout::rollout(&profiles) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "twlab rollout: {e} (per-namespace keys are tried in a network namespace of twlab's: run as root)"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            match format {
+                ClaimsFormat::Md => print!("{}", report.markdown()),
+                ClaimsFormat::Json => println!("{}", report.json()),
+                ClaimsFormat::Text => print!("{}", report.text()),
+            }
+            ExitCode::SUCCESS
         }
         Command::Claims {
             paths,

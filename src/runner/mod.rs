@@ -6,6 +6,7 @@ mod pool;
 mod probe;
 mod report;
 pub mod results;
+pub mod rollout;
 mod suite;
 mod trial;
 

@@ -9,7 +9,9 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::case::{Close, CloseHow, Listen, PeerAction, RecvStep, Role, SendStep};
-use crate::case::{Inject, OptionValue, Shutdown, ShutdownHow, SocketOption, options_of};
+use crate::case::{
+    Inject, OptionName, OptionValue, Shutdown, ShutdownHow, SocketOption, options_of,
+};
 use crate::impair::{ImpairError, LinkImpairments};
 use crate::netns::{Lab, NetnsError};
 use crate::observe::{ConntrackError, ConntrackTable, SockDiag, SockDiagError, SocketRow};
@@ -578,29 +580,33 @@ impl<'a> Engine<'a> {
         let local_ip = c.local_ip;
         let (reuse, no_port, local_port) = (c.reuseaddr, c.bind_address_no_port, c.local_port);
         let device = c.bind_device.clone();
-        let options = c.options.clone();
+        // The step's own flags are the same options as `options:`, set first.
+        let flag = |on: bool, name: OptionName| {
+            on.then_some(SocketOption {
+                name,
+                value: OptionValue::Int(1),
+            })
+        };
+        let options: Vec<SocketOption> = flag(reuse, OptionName::Reuseaddr)
+            .into_iter()
+            .chain(flag(no_port, OptionName::BindAddressNoPort))
+            .chain(c.options.iter().copied())
+            .collect();
         let bind_to = (no_port || local_port.is_some())
             .then(|| SocketAddr::new(local_ip, local_port.unwrap_or(0)));
         let created = match c.bound {
             // A bound socket keeps its namespace; only the connect's own options are new.
-            Some(fd) => so::apply_options(&fd, &options[c.inherited..]).map(|()| fd),
+            Some(fd) => so::apply_options(&fd, &c.options[c.inherited..]).map(|()| fd),
             // Created from this thread by entering the namespace: no hop to its thread.
             None => self.lab.ns(&c.from).enter(
                 move || -> Result<OwnedFd, (String, nix::errno::Errno)> {
                     let fd =
                         so::tcp_socket(remote.ip()).map_err(|e| ("socket()".to_string(), e))?;
-                    let opt = |e| ("setsockopt()".to_string(), e);
-                    if reuse {
-                        so::set_reuseaddr(&fd).map_err(opt)?;
-                    }
-                    if let Some(dev) = &device {
-                        so::bind_to_device(&fd, dev).map_err(opt)?;
-                    }
-                    // SOL_IP's IP_BIND_ADDRESS_NO_PORT works on IPv6 sockets too.
-                    if no_port {
-                        so::set_bind_address_no_port(&fd).map_err(opt)?;
-                    }
                     so::apply_options(&fd, &options)?;
+                    if let Some(dev) = &device {
+                        so::bind_to_device(&fd, dev)
+                            .map_err(|e| (format!("setsockopt(SO_BINDTODEVICE {dev})"), e))?;
+                    }
                     if let Some(addr) = bind_to {
                         so::bind(&fd, addr).map_err(|e| (format!("bind({addr})"), e))?;
                     }

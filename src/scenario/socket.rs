@@ -30,23 +30,15 @@ pub fn tcp_socket(ip: IpAddr) -> nix::Result<OwnedFd> {
     )
 }
 
+/// SO_REUSEADDR: the same setsockopt as `options: {reuseaddr: true}`.
 pub fn set_reuseaddr(fd: &OwnedFd) -> nix::Result<()> {
-    setsockopt(fd, sockopt::ReuseAddr, &true)
-}
-
-pub fn set_bind_address_no_port(fd: &OwnedFd) -> nix::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: a valid fd and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    Errno::result(rc).map(drop)
+    set_option(
+        fd,
+        &SocketOption {
+            name: OptionName::Reuseaddr,
+            value: OptionValue::Int(1),
+        },
+    )
 }
 
 pub fn bind_to_device(fd: &OwnedFd, ifname: &str) -> nix::Result<()> {

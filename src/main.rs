@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
 use twlab::runner::results::{RunResults, TrialOutcome};
+use twlab::runner::rollout;
 use twlab::runner::{
     TrialKind, TrialResult, claims, collect, doctor, headline, host_change_lines,
     include_slow_from_env, recover_host, run_all,
@@ -90,23 +91,67 @@ enum Command {
         #[arg(long)]
         cache: Option<PathBuf>,
     },
-    /// What a sysctl profile's keys are on this kernel (sysctl.d syntax; several files apply in
-    /// order, the later winning): applied per namespace, host-global, absent, refused or
-    /// outside net., each with its file:line and the reason. Per-namespace keys are tried in a
-    /// namespace of twlab's, never the host's (needs root). Running the workloads with the
-    /// profile is issue 15's next part.
+    /// What a sysctl profile changes on this kernel. Each key (sysctl.d syntax; several files
+    /// apply in order, the later winning) is classified: applied per namespace, host-global,
+    /// absent, refused or outside net., with its file:line and the reason. Then every workload
+    /// (a case with `profile:`) and every shipped claim runs twice in this run, with this
+    /// kernel's defaults and with the profile's keys, and the report says what changed and,
+    /// by leaving one key out at a time, which key decided it. Needs root; per-namespace keys
+    /// are only ever set in twlab's own namespaces.
     Rollout {
-        #[arg(required = true)]
+        /// Profile files (sysctl.d syntax), applied in order.
+        #[arg(required_unless_present = "from_host")]
         profiles: Vec<PathBuf>,
+        /// Take this host's current net.* values that differ from a new namespace's as the
+        /// profile (before any files given).
+        #[arg(long)]
+        from_host: bool,
+        /// Also set the profile's host-global keys (nf_conntrack_max...) for the profile's runs,
+        /// through the guarded host path; restored after each run, and after a SIGKILL by the
+        /// next twlab.
+        #[arg(long)]
+        host: bool,
+        /// The namespaces every workload sets the profile in (comma-separated: client,server,router),
+        /// instead of each workload's own `profile: roles:`.
+        #[arg(long, value_delimiter = ',')]
+        roles: Option<Vec<String>>,
+        /// Where workloads and claims are (default: cases/).
+        #[arg(long = "cases")]
+        cases: Vec<PathBuf>,
+        /// Only classify the keys; run no workload.
+        #[arg(long)]
+        keys_only: bool,
+        /// Do not run the shipped claims with the profile.
+        #[arg(long)]
+        no_claims: bool,
+        /// At most this many one-key-out runs per changed workload.
+        #[arg(long, default_value_t = 12)]
+        ablation_limit: usize,
+        /// Exit 1 when a workload or claim changed (`changed`) or got worse (`worse`: more
+        /// failed attempts or RSTs) with the profile.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOnArg>,
         /// text, md (Markdown, for a review) or json (a CI artifact).
         #[arg(long, value_enum, default_value_t = ClaimsFormat::Text)]
         format: ClaimsFormat,
+        /// Also run slow workloads and claims (they wait out real timers, minutes).
+        #[arg(long)]
+        include_slow: bool,
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
     },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
     /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
     /// what each missing piece disables.
     Doctor,
+}
+
+/// What `twlab rollout --fail-on` gates on.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FailOnArg {
+    Changed,
+    Worse,
 }
 
 /// How `twlab claims` prints its table.
@@ -183,8 +228,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Rollout { profiles, format } => {
-            let report = match twlab::runner::rollout::rollout(&profiles) {
+        Command::Rollout {
+            profiles,
+            from_host,
+            host,
+            roles,
+            cases,
+            keys_only,
+            no_claims,
+            ablation_limit,
+            fail_on,
+            format,
+            include_slow,
+            jobs,
+        } => {
+            for message in recover_host() {
+                eprintln!("{message}");
+            }
+            let opts = rollout::RolloutOptions {
+                profiles,
+                from_host,
+                host,
+                roles,
+                cases: paths_or_default(cases),
+                keys_only,
+                claims: !no_claims,
+                jobs,
+                include_slow: include_slow || include_slow_from_env(),
+                ablation_limit,
+            };
+            let report = match rollout::rollout(&opts) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!(
@@ -198,7 +271,17 @@ fn main() -> ExitCode {
                 ClaimsFormat::Json => println!("{}", report.json()),
                 ClaimsFormat::Text => print!("{}", report.text()),
             }
-            ExitCode::SUCCESS
+            let gate = fail_on.map(|f| match f {
+                FailOnArg::Changed => rollout::FailOn::Changed,
+                FailOnArg::Worse => rollout::FailOn::Worse,
+            });
+            match gate {
+                Some(on) if report.fails(on) => {
+                    eprintln!("twlab rollout: {} (--fail-on)", report.summary());
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Command::Claims {
             paths,

@@ -9,19 +9,119 @@ mod harness;
 use std::path::Path;
 
 use twlab::profile::KeyClass;
-use twlab::runner::rollout::rollout;
+use twlab::runner::rollout::{
+    Change, FailOn, RolloutOptions, RolloutReport, SubjectReport, decisive, rollout,
+};
 
 tests_main!(harness::NAMESPACES => [
     every_kind_of_key_in_the_example_profile_gets_its_class,
     the_host_keeps_its_values,
+    timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects,
+    a_profile_that_touches_no_close_behaviour_changes_nothing,
 ]);
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tuning.conf")
 }
 
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `profile` against the workloads `cases` (no claims), with the defaults and with it.
+fn against(profile: &str, cases: &[&str]) -> RolloutReport {
+    rollout(&RolloutOptions {
+        profiles: vec![repo(profile)],
+        from_host: false,
+        host: false,
+        roles: None,
+        cases: cases.iter().map(|c| repo(c)).collect(),
+        keys_only: false,
+        claims: false,
+        jobs: 4,
+        include_slow: false,
+        ablation_limit: 12,
+    })
+    .expect("rollout runs")
+}
+
+fn workload<'a>(report: &'a RolloutReport, name: &str) -> &'a SubjectReport {
+    report
+        .workloads
+        .iter()
+        .find(|w| w.case.ends_with(name))
+        .unwrap_or_else(|| panic!("{name} not among {:?}", report.workloads))
+}
+
+/// The old gist's tcp_tw_reuse=1 does nothing for a client that churns through its ports,
+/// because the same file turns timestamps off; and timestamps off also takes away the
+/// takeover of a TIME_WAIT by a bound reconnect, which the ablation finds by itself.
+fn timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects() {
+    let report = against(
+        "profiles/old-gist.conf",
+        &[
+            "cases/rollout/client-closes-churn.yaml",
+            "cases/rollout/reconnect-same-tuple.yaml",
+        ],
+    );
+    let churn = workload(&report, "client-closes-churn");
+    assert_eq!(churn.change, Change::Same, "{churn:?}");
+    let reconnect = workload(&report, "reconnect-same-tuple");
+    assert_eq!(reconnect.change, Change::Worse, "{reconnect:?}");
+    assert_eq!((reconnect.baseline.failed, reconnect.profile.failed), (0, 4));
+    assert_eq!(decisive(reconnect), ["net.ipv4.tcp_timestamps"], "{reconnect:?}");
+    assert!(report.fails(FailOn::Worse) && report.fails(FailOn::Changed));
+    // What CI reads.
+    let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+    for k in json["keys"].as_array().unwrap() {
+        for field in ["key", "value", "class", "reason", "file", "line"] {
+            assert!(!k[field].is_null(), "{field} missing in {k}");
+        }
+    }
+    for w in json["workloads"].as_array().unwrap() {
+        for field in ["case", "baseline", "profile", "changed"] {
+            assert!(!w[field].is_null(), "{field} missing in {w}");
+        }
+    }
+}
+
+/// A distribution's latency profile sets one per-namespace key (tcp_fastopen) and otherwise
+/// host-wide vm. and kernel. keys: the close workloads must come out the same.
+fn a_profile_that_touches_no_close_behaviour_changes_nothing() {
+    let report = against(
+        "profiles/tuned-network-latency.conf",
+        &[
+            "cases/rollout/reconnect-same-tuple.yaml",
+            "cases/rollout/server-restart.yaml",
+            "cases/rollout/rst-into-time-wait.yaml",
+        ],
+    );
+    assert_eq!(report.workloads.len(), 3);
+    for w in &report.workloads {
+        assert_eq!(w.change, Change::Same, "{w:?}");
+    }
+    assert!(!report.fails(FailOn::Changed));
+}
+
+/// The keys of `profiles`, classified; no workload runs.
+fn keys_of(profiles: &[std::path::PathBuf]) -> RolloutReport {
+    rollout(&RolloutOptions {
+        profiles: profiles.to_vec(),
+        from_host: false,
+        host: false,
+        roles: None,
+        cases: Vec::new(),
+        keys_only: true,
+        claims: false,
+        jobs: 1,
+        include_slow: false,
+        ablation_limit: 0,
+    })
+    .expect("rollout runs")
+}
+
 fn every_kind_of_key_in_the_example_profile_gets_its_class() {
-    let report = rollout(&[example()]).expect("rollout runs");
+    let report = keys_of(&[example()]);
     let class = |key: &str| {
         report
             .keys
@@ -63,7 +163,7 @@ fn the_host_keeps_its_values() {
         "net/core/somaxconn",
     ];
     let before: Vec<String> = keys.iter().map(|k| read(k)).collect();
-    rollout(&[example()]).expect("rollout runs");
+    keys_of(&[example()]);
     let after: Vec<String> = keys.iter().map(|k| read(k)).collect();
     assert_eq!(before, after);
 }

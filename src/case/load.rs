@@ -14,7 +14,7 @@ use super::validate::{SysctlSetting, validate};
 use crate::vocab::{CaseErrors, Family, SourceError};
 
 /// A case ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Case {
     /// Path under the cases directory without `.yaml`: the test name.
     pub id: String,
@@ -25,6 +25,8 @@ pub struct Case {
     pub topology: Topology,
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
+    /// A rollout workload's roles (`profile: {roles: [...]}`): where a profile's keys go.
+    pub profile_roles: Option<Vec<String>>,
     pub claim: Option<ClaimSpec>,
     /// Waits out real timers: skipped unless slow cases are asked for.
     pub slow: bool,
@@ -37,7 +39,7 @@ pub struct Case {
     pub host_sysctls: Vec<(String, String)>,
     /// The case's `vars:` (name, value), for `{NAME}` placeholders in `exec` steps.
     pub vars: Vec<(String, String)>,
-    pub steps: Vec<Spanned<Step>>,
+    pub steps: std::sync::Arc<Vec<Spanned<Step>>>,
     pub expectations: Vec<Expectation>,
 }
 
@@ -233,6 +235,7 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         topology,
         families: v.families,
         sysctls: v.sysctls,
+        profile_roles: v.profile_roles,
         claim: file.claim.map(|c| c.value),
         slow: file.slow,
         impair: file.impair.into_iter().map(|s| s.value).collect(),
@@ -246,7 +249,7 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.0.clone()))
             .collect(),
-        steps: file.steps,
+        steps: std::sync::Arc::new(file.steps),
         expectations: v.expectations,
         source,
     })

@@ -28,6 +28,10 @@ pub struct CaseFile {
     /// The case waits out real timers (minutes): skipped unless slow cases are asked for.
     #[serde(default)]
     pub slow: bool,
+    /// A rollout workload: `twlab rollout` runs it once with this kernel's defaults and once
+    /// with a sysctl profile's per-namespace keys set in these namespaces.
+    #[serde(default)]
+    pub profile: Option<Spanned<ProfileUse>>,
     /// A topology under `namespaces/` (`pair`, ...).
     pub topology: Spanned<String>,
     /// Address families to run the case over; one trial each. Default: `[ipv4]`.
@@ -67,6 +71,14 @@ pub struct CaseFile {
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+/// How a rollout workload takes a profile: the namespaces its keys are set in (the roles a
+/// deployment would change; `twlab rollout --roles` overrides them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUse {
+    pub roles: Vec<Spanned<String>>,
 }
 
 /// A claim people make about TCP close behaviour, with the verdict the case's expectations

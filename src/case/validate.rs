@@ -31,6 +31,8 @@ pub struct SysctlSetting {
     pub value: String,
     pub key_at: Location,
     pub value_at: Location,
+    /// Set from a sysctl profile by `twlab rollout` (its file and line), not by the case.
+    pub from_profile: Option<(std::path::PathBuf, u64)>,
 }
 
 struct Ctx<'a> {
@@ -465,6 +467,8 @@ impl Ctx<'_> {
 }
 
 pub struct Validated {
+    /// A rollout workload's roles: the namespaces a profile's keys are set in.
+    pub profile_roles: Option<Vec<String>>,
     pub host_sysctls: Vec<(String, String)>,
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
@@ -536,6 +540,7 @@ pub fn validate(
                 value: value.value.0.clone(),
                 key_at: key.referenced,
                 value_at: value.referenced,
+                from_profile: None,
             });
         }
     }
@@ -602,8 +607,25 @@ pub fn validate(
     }
     // Verdicts are listed in the order the file states them.
     expectations.sort_by_key(|e| (e.line, e.col));
+    let profile_roles = file.profile.as_ref().map(|p| {
+        if p.value.roles.is_empty() {
+            ctx.err(
+                p.referenced,
+                format!(
+                    "`profile: roles:` is empty: name the namespaces the profile's keys are set in (topology `{}` has: {})",
+                    ctx.topology.name,
+                    ctx.topology.namespaces.join(", ")
+                ),
+            );
+        }
+        for role in &p.value.roles {
+            ctx.namespace(role);
+        }
+        p.value.roles.iter().map(|r| r.value.clone()).collect()
+    });
     if ctx.errors.is_empty() {
         Ok(Validated {
+            profile_roles,
             host_sysctls,
             families,
             sysctls,

@@ -101,8 +101,9 @@ fn is_valid_key(key: &str) -> bool {
         })
 }
 
-/// What can be known without privileges and without entering a namespace.
-pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
+/// What the key's name alone tells: outside `net.`, malformed, or one of the keys known to be
+/// host-global or host-only. Valid on any thread.
+pub fn named_check(key: &str) -> Result<(), SysctlIssue> {
     if !key.starts_with("net.") || !is_valid_key(key) {
         return Err(SysctlIssue::NotNetwork(key.to_string()));
     }
@@ -116,7 +117,15 @@ pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
             key: key.to_string(),
         });
     }
-    // The host's initial namespace (this thread's) shows every network sysctl the kernel has.
+    Ok(())
+}
+
+/// What can be known without privileges and without entering a namespace. Call it on a
+/// thread in the host's initial namespace: whether the key exists is judged by that
+/// namespace's /proc/sys, which shows every network sysctl the kernel has (a child
+/// namespace lacks the host-only ones).
+pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
+    named_check(key)?;
     let path = proc_path(key);
     if !PathBuf::from("/proc/sys").join(&path).exists() {
         if let Some((_, since)) = ADDED.iter().find(|(k, _)| *k == key) {

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use nix::errno::Errno;
 
-pub use crate::kernel::sysctl::{SysctlIssue, static_check};
+pub use crate::kernel::sysctl::{SysctlIssue, named_check, static_check};
 use crate::kernel::sysctl::{proc_file, proc_path};
 
 fn normalize(v: &str) -> String {
@@ -30,7 +30,9 @@ pub fn read(key: &str) -> Result<String, SysctlIssue> {
 
 /// Set a sysctl in the current thread's namespace and read it back.
 pub fn apply(key: &str, value: &str) -> Result<(), SysctlIssue> {
-    static_check(key)?;
+    // Not static_check: this thread is in a child namespace, whose /proc/sys lacks the
+    // host-only keys; their absence here is `MissingInNamespace`, not "no such key".
+    named_check(key)?;
     let path = proc_path(key);
     let full = proc_file(key);
     if !full.exists() {

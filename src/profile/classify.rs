@@ -31,10 +31,16 @@ impl KeyClass {
 }
 
 /// Legacy names current kernels no longer have, by prefix, with what replaced them.
-const LEGACY_PREFIXES: &[(&str, &str)] = &[(
-    "net.ipv4.netfilter.ip_conntrack_",
-    "a legacy ip_conntrack name from before nf_conntrack; current kernels have only net.netfilter.nf_conntrack_*",
-)];
+const LEGACY_PREFIXES: &[(&str, &str)] = &[
+    (
+        "net.ipv4.ip_conntrack_max",
+        "the table size of the ip_conntrack module, which nf_conntrack replaced in the 2.6 series; current kernels have net.netfilter.nf_conntrack_max",
+    ),
+    (
+        "net.ipv4.netfilter.ip_conntrack_",
+        "a legacy ip_conntrack name from before nf_conntrack; current kernels have only net.netfilter.nf_conntrack_*",
+    ),
+];
 
 /// The class a key has without trying it, or `None` when only setting it in a namespace can
 /// tell (a per-namespace key: applied or refused).
@@ -62,7 +68,7 @@ pub fn static_class(s: &Setting) -> Option<(KeyClass, String)> {
 pub fn from_issue(key: &str, issue: SysctlIssue) -> (KeyClass, String) {
     let host = |why: String| {
         let how = if crate::host::is_host_settable(key) {
-            "not tried: twlab can set it only through its guarded host path (restored after), which rollout does not use yet"
+            "not tried: `twlab rollout --host` sets it for the profile's runs through twlab's guarded host path, restored after each"
         } else {
             "not tried: twlab never changes it"
         };

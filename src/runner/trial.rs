@@ -312,6 +312,15 @@ fn prepare(
                         reason: format!("the case sets a sysctl this kernel predates: {issue}"),
                     };
                 }
+                if let Some((file, line)) = &s.from_profile {
+                    return TrialError::Sysctl(SourceError {
+                        file: file.clone(),
+                        line: *line,
+                        col: 1,
+                        message: format!("in namespace `{}` (from the profile): {issue}", s.ns),
+                        source_line: None,
+                    });
+                }
                 let at = match issue {
                     sysctl::SysctlIssue::Rejected { .. }
                     | sysctl::SysctlIssue::NotStored { .. } => s.value_at,

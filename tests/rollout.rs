@@ -18,6 +18,7 @@ tests_main!(harness::NAMESPACES => [
     the_host_keeps_its_values,
     timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects,
     a_profile_that_touches_no_close_behaviour_changes_nothing,
+    from_host_takes_the_values_that_differ_from_a_new_namespace,
 ]);
 
 fn example() -> std::path::PathBuf {
@@ -68,8 +69,15 @@ fn timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects() {
     assert_eq!(churn.change, Change::Same, "{churn:?}");
     let reconnect = workload(&report, "reconnect-same-tuple");
     assert_eq!(reconnect.change, Change::Worse, "{reconnect:?}");
-    assert_eq!((reconnect.baseline.failed, reconnect.profile.failed), (0, 4));
-    assert_eq!(decisive(reconnect), ["net.ipv4.tcp_timestamps"], "{reconnect:?}");
+    assert_eq!(
+        (reconnect.baseline.failed, reconnect.profile.failed),
+        (0, 4)
+    );
+    assert_eq!(
+        decisive(reconnect),
+        ["net.ipv4.tcp_timestamps"],
+        "{reconnect:?}"
+    );
     assert!(report.fails(FailOn::Worse) && report.fails(FailOn::Changed));
     // What CI reads.
     let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
@@ -101,6 +109,43 @@ fn a_profile_that_touches_no_close_behaviour_changes_nothing() {
         assert_eq!(w.change, Change::Same, "{w:?}");
     }
     assert!(!report.fails(FailOn::Changed));
+}
+
+/// `--from-host` in a namespace of the test's own (unshare), standing in for a tuned host:
+/// the two values changed there, and nothing else, become the profile.
+fn from_host_takes_the_values_that_differ_from_a_new_namespace() {
+    let script = format!(
+        "echo 15 > /proc/sys/net/ipv4/tcp_fin_timeout && echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse && exec {} rollout --from-host --keys-only --format json",
+        env!("CARGO_BIN_EXE_twlab")
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<(String, String)> = json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().into(),
+                k["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("net.ipv4.tcp_fin_timeout".to_string(), "15".to_string()),
+            ("net.ipv4.tcp_tw_reuse".to_string(), "1".to_string())
+        ]
+    );
 }
 
 /// The keys of `profiles`, classified; no workload runs.

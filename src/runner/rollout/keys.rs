@@ -33,6 +33,17 @@ pub struct KeyReport {
     pub used: bool,
 }
 
+impl KeyReport {
+    /// `file:line`, or the /proc/sys file a value was read from (`--from-host`).
+    pub fn place(&self) -> String {
+        if self.line == 0 {
+            self.file.display().to_string()
+        } else {
+            format!("{}:{}", self.file.display(), self.line)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Overridden {
     pub key: String,
@@ -161,9 +172,9 @@ pub fn profile_from_host() -> Result<Profile, NetnsError> {
         .filter_map(|(key, value)| {
             let default = fresh.get(&key)?;
             (!same_value(default, &value)).then(|| Setting {
+                file: crate::kernel::sysctl::proc_file(&key),
                 key,
                 value,
-                file: PathBuf::from(FROM_HOST),
                 line: 0,
                 ignore_failure: false,
                 pattern: false,
@@ -196,6 +207,13 @@ fn read_tree(root: &Path) -> BTreeMap<String, String> {
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(path),
                 Ok(_) => {
+                    // A read-only file (tcp_ehash_entries) reports, it is not a setting.
+                    let writable = e.metadata().is_ok_and(|m| {
+                        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o222 != 0
+                    });
+                    if !writable {
+                        continue;
+                    }
                     let Ok(text) = std::fs::read_to_string(&path) else {
                         continue; // write-only (route.flush) or refused: not a setting
                     };

@@ -143,16 +143,18 @@ impl RolloutReport {
             self.profiles.join(", "),
             class_counts(self)
         );
+        if self.keys.is_empty() {
+            out += "  none: the profile sets no key (from the host: every net.* value is this kernel's default)\n";
+        }
         for class in CLASS_ORDER {
             for k in self.keys.iter().filter(|k| k.class == class) {
                 let _ = writeln!(
                     out,
-                    "  {:<11} {} = {}   ({}:{})\n              {}",
+                    "  {:<11} {} = {}   ({})\n              {}",
                     class.name(),
                     k.key,
                     k.value,
-                    k.file.display(),
-                    k.line,
+                    k.place(),
                     k.reason
                 );
             }
@@ -246,12 +248,11 @@ impl RolloutReport {
             for k in self.keys.iter().filter(|k| k.class == class) {
                 let _ = writeln!(
                     out,
-                    "| {} | `{}` | `{}` | {}:{} | {} |",
+                    "| {} | `{}` | `{}` | {} | {} |",
                     class.name(),
                     k.key,
                     k.value,
-                    k.file.display(),
-                    k.line,
+                    k.place(),
                     cell(&k.reason)
                 );
             }

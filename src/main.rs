@@ -90,6 +90,11 @@ enum Command {
         /// Where fetched kernels are kept (default: ~/.cache/twlab/kernels).
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Run `twlab rollout` with this sysctl profile on every kernel instead of the cases
+        /// (repeat for several files, applied in order): a workload × kernel table of what
+        /// the profile changes on each. PATHS are then where the workloads and claims are.
+        #[arg(long = "profile", value_name = "FILE")]
+        profiles: Vec<PathBuf>,
     },
     /// What a sysctl profile changes on this kernel. Each key (sysctl.d syntax; several files
     /// apply in order, the later winning) is classified: applied per namespace, host-global,
@@ -134,6 +139,9 @@ enum Command {
         /// text, md (Markdown, for a review) or json (a CI artifact).
         #[arg(long, value_enum, default_value_t = ClaimsFormat::Text)]
         format: ClaimsFormat,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
         /// Also run slow workloads and claims (they wait out real timers, minutes).
         #[arg(long)]
         include_slow: bool,
@@ -239,6 +247,7 @@ fn main() -> ExitCode {
             ablation_limit,
             fail_on,
             format,
+            json,
             include_slow,
             jobs,
         } => {
@@ -270,6 +279,12 @@ fn main() -> ExitCode {
                 ClaimsFormat::Md => print!("{}", report.markdown()),
                 ClaimsFormat::Json => println!("{}", report.json()),
                 ClaimsFormat::Text => print!("{}", report.text()),
+            }
+            if let Some(path) = json
+                && let Err(e) = std::fs::write(&path, report.json() + "\n")
+            {
+                eprintln!("twlab rollout: failed to write {}: {e}", path.display());
+                return ExitCode::FAILURE;
             }
             let gate = fail_on.map(|f| match f {
                 FailOnArg::Changed => rollout::FailOn::Changed,
@@ -317,6 +332,7 @@ fn main() -> ExitCode {
             verbose,
             out,
             cache,
+            profiles,
         } => matrix(MatrixOptions {
             kernels,
             paths: paths_or_default(paths),
@@ -331,6 +347,7 @@ fn main() -> ExitCode {
             verbose,
             out,
             cache: cache.unwrap_or_else(default_cache),
+            profiles,
         }),
         Command::Doctor => {
             print!("{}", doctor::report());

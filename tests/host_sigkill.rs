@@ -13,6 +13,34 @@ tests_main!(harness::NAMESPACES => [
     host_global_changes_are_restored_after_a_run_and_after_sigkill,
 ]);
 
+/// SIGKILL `child` as soon as nf_conntrack_max reads `wanted` (other twlab processes may
+/// hold the host lock first: wait generously), and check that nothing restored it.
+fn kill_once_set(child: &mut std::process::Child, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read_max() != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "twlab never set nf_conntrack_max to {wanted}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "twlab ended before changing the host"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        read_max(),
+        wanted,
+        "after SIGKILL nothing could have restored the value yet"
+    );
+}
+
 /// One test, so that the two never run at once: both change the same host key.
 fn host_global_changes_are_restored_after_a_run_and_after_sigkill() {
     sigkill_during_a_host_global_change_is_repaired_by_the_next_run();
@@ -52,30 +80,7 @@ fn sigkill_during_a_host_global_change_is_repaired_by_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start twlab");
-    // Other twlab processes may hold the host lock first: wait generously for our change.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while read_max() != "64" {
-        assert!(
-            Instant::now() < deadline,
-            "twlab never set nf_conntrack_max to 64"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "twlab ended before changing the host"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    child.wait().unwrap();
-    assert_eq!(
-        read_max(),
-        "64",
-        "after SIGKILL nothing could have restored the value yet"
-    );
+    kill_once_set(&mut child, "64");
 
     let next = Command::new(env!("CARGO_BIN_EXE_twlab"))
         .args([
@@ -137,25 +142,7 @@ fn rollout_host_restores_the_profile_s_host_keys_after_a_run_and_after_sigkill()
         .stderr(Stdio::null())
         .spawn()
         .expect("start twlab rollout");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while read_max() != wanted {
-        assert!(
-            Instant::now() < deadline,
-            "twlab rollout --host never set nf_conntrack_max to {wanted}"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "twlab rollout ended before changing the host"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    child.wait().unwrap();
-    assert_eq!(read_max(), wanted, "nothing could have restored it yet");
+    kill_once_set(&mut child, wanted);
     let next = Command::new(env!("CARGO_BIN_EXE_twlab"))
         .args(["rollout", "--keys-only"])
         .arg(&profile)

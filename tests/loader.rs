@@ -1925,3 +1925,40 @@ fn a_sample_after_an_unknown_step_says_so() {
     );
     assert_says(&refuse_one(&text), &["give `at` too"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rollout workloads: `profile: roles:` names namespaces of the topology.
+
+#[test]
+fn a_profile_role_that_is_not_a_namespace_is_refused_at_the_role() {
+    let text = format!(
+        "{HEAD}profile: {{roles: [client, router]}}\nsteps:\n{LISTEN}expect:\n{EXPECT_LISTEN_OK}"
+    );
+    let err = refuse_one(&text);
+    assert_at(&err, pos(&text, "router"));
+    assert_says(
+        &err,
+        &[
+            "`router` is not a namespace of topology `pair`",
+            "client, server",
+        ],
+    );
+}
+
+#[test]
+fn a_profile_without_roles_is_refused() {
+    let text = format!("{HEAD}profile: {{roles: []}}\nsteps:\n{LISTEN}expect:\n{EXPECT_LISTEN_OK}");
+    let err = refuse_one(&text);
+    assert_says(&err, &["`profile: roles:` is empty", "client, server"]);
+}
+
+#[test]
+fn a_profile_s_roles_reach_the_case() {
+    let repo = Repo::new();
+    let text =
+        format!("{HEAD}profile: {{roles: [client]}}\nsteps:\n{LISTEN}expect:\n{EXPECT_LISTEN_OK}");
+    let case = repo
+        .load("cases/x.yaml", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(case.profile_roles, Some(vec!["client".to_string()]));
+}

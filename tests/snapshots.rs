@@ -216,6 +216,7 @@ fn matrix_table_and_json() {
         error: None,
         notes: vec![],
         results: Some(results(release, trials)),
+        rollout: None,
         dir: PathBuf::from("target/twlab/matrix").join(label),
         seconds: 40.0,
     };
@@ -243,4 +244,87 @@ fn matrix_table_and_json() {
     };
     insta::assert_snapshot!("matrix_text", m.text());
     insta::assert_snapshot!("matrix_json", m.json());
+}
+
+/// A rollout report as people and CI read it: keys by class, a workload that got worse with the
+/// figures of both runs and the key that decided it, one that stayed the same.
+#[test]
+fn rollout_report_in_each_format() {
+    use twlab::profile::KeyClass;
+    use twlab::runner::rollout::{
+        Ablation, Change, Figure, KeyReport, RolloutReport, RunSummary, SubjectKind, SubjectReport,
+    };
+    let key = |key: &str, value: &str, class, line, default: Option<&str>| KeyReport {
+        key: key.into(),
+        value: value.into(),
+        class,
+        reason: format!("reason for {key}"),
+        file: PathBuf::from("profiles/p.conf"),
+        line,
+        ignore_failure: false,
+        default: default.map(str::to_string),
+        changes_default: default.is_some(),
+        used: class == KeyClass::Applied,
+    };
+    let run = |failed, resets, holds: &[bool]| RunSummary {
+        status: "passed".into(),
+        attempts: 2,
+        failed,
+        resets,
+        holds: holds.to_vec(),
+    };
+    let report = RolloutReport {
+        release: "6.18.0".into(),
+        profiles: vec!["profiles/p.conf".into()],
+        host: false,
+        keys: vec![
+            key("net.ipv4.tcp_fin_timeout", "15", KeyClass::Applied, 3, Some("60")),
+            key("net.ipv4.tcp_tw_recycle", "1", KeyClass::Absent, 2, None),
+        ],
+        overridden: vec![],
+        problems: vec!["profiles/p.conf:9:1: not an assignment".into()],
+        workloads: vec![
+            SubjectReport {
+                case: "rollout/late-fin".into(),
+                name: "a late FIN".into(),
+                kind: SubjectKind::Workload,
+                roles: vec!["client".into(), "server".into()],
+                baseline: run(0, 0, &[true]),
+                profile: run(0, 1, &[false]),
+                change: Change::Worse,
+                changed: true,
+                figures: vec![Figure {
+                    at: "cases/rollout/late-fin.yaml:26:12".into(),
+                    check: "RST packets sent by client = 0".into(),
+                    baseline: "0".into(),
+                    baseline_holds: true,
+                    profile: "1".into(),
+                    profile_holds: false,
+                }],
+                ablation: vec![Ablation {
+                    key: "net.ipv4.tcp_fin_timeout".into(),
+                    result: "defaults".into(),
+                }],
+                ablation_note: None,
+            },
+            SubjectReport {
+                case: "rollout/server-restart".into(),
+                name: "a restart".into(),
+                kind: SubjectKind::Workload,
+                roles: vec!["server".into()],
+                baseline: run(1, 0, &[true, true]),
+                profile: run(1, 0, &[true, true]),
+                change: Change::Same,
+                changed: false,
+                figures: vec![],
+                ablation: vec![],
+                ablation_note: None,
+            },
+        ],
+        claims: vec![],
+        notes: vec![],
+    };
+    insta::assert_snapshot!("rollout_text", report.text());
+    insta::assert_snapshot!("rollout_markdown", report.markdown());
+    insta::assert_snapshot!("rollout_json", report.json());
 }

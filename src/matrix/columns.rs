@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::observe::kernel_release;
 use crate::runner::results::RunResults;
+use crate::runner::rollout::RolloutReport;
 
 use super::guest::{self, GuestSpec};
 use super::initramfs;
@@ -29,6 +30,8 @@ pub struct MatrixOptions {
     pub verbose: bool,
     pub out: PathBuf,
     pub cache: PathBuf,
+    /// `--profile`: each kernel runs `twlab rollout` with these files instead of the cases.
+    pub profiles: Vec<PathBuf>,
 }
 
 /// One column of the table: a kernel and what its run produced.
@@ -45,9 +48,24 @@ pub struct Column {
     pub notes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<RunResults>,
+    /// With `--profile`: the kernel's rollout report instead of case results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutReport>,
     /// Where its report, console and JSON are.
     pub dir: PathBuf,
     pub seconds: f64,
+}
+
+impl Column {
+    /// `6.1.0-57-amd64 (linux-image-6.1.0-57-amd64)`, or the label alone before the kernel
+    /// was known.
+    pub fn head(&self) -> String {
+        if self.release.is_empty() {
+            self.label.clone()
+        } else {
+            format!("{} ({})", self.release, self.label)
+        }
+    }
 }
 
 fn safe_name(label: &str) -> String {
@@ -66,8 +84,13 @@ fn safe_name(label: &str) -> String {
 }
 
 fn twlab_args(o: &MatrixOptions, jobs: usize, json: &Path) -> Vec<String> {
+    let subcommand = if o.profiles.is_empty() {
+        "run"
+    } else {
+        "rollout"
+    };
     let mut args = vec![
-        "run".to_string(),
+        subcommand.to_string(),
         "-j".into(),
         jobs.to_string(),
         "--json".into(),
@@ -76,17 +99,32 @@ fn twlab_args(o: &MatrixOptions, jobs: usize, json: &Path) -> Vec<String> {
     if o.include_slow {
         args.push("--include-slow".into());
     }
-    if o.verbose {
-        args.push("-v".into());
+    if o.profiles.is_empty() {
+        if o.verbose {
+            args.push("-v".into());
+        }
+        args.extend(o.paths.iter().map(|p| p.display().to_string()));
+    } else {
+        for p in &o.paths {
+            args.push("--cases".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(o.profiles.iter().map(|p| p.display().to_string()));
     }
-    args.extend(o.paths.iter().map(|p| p.display().to_string()));
     args
 }
 
-fn read_results(path: &Path) -> Result<RunResults, String> {
+/// What a column's run wrote: case results, or with `--profile` a rollout report.
+fn read_results(o: &MatrixOptions, path: &Path, col: &mut Column) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("no results at {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("unreadable results {}: {e}", path.display()))
+    let unreadable = |e: serde_json::Error| format!("unreadable results {}: {e}", path.display());
+    if o.profiles.is_empty() {
+        col.results = Some(serde_json::from_str(&text).map_err(unreadable)?);
+    } else {
+        col.rollout = Some(serde_json::from_str(&text).map_err(unreadable)?);
+    }
+    Ok(())
 }
 
 fn fresh_dir(dir: &Path) -> Result<(), String> {
@@ -105,6 +143,7 @@ pub fn host_column(o: &MatrixOptions) -> Column {
         error: None,
         notes: Vec::new(),
         results: None,
+        rollout: None,
         dir: dir.clone(),
         seconds: 0.0,
     };
@@ -121,10 +160,10 @@ pub fn host_column(o: &MatrixOptions) -> Column {
             .stderr(report.into())
             .status()
             .map_err(|e| format!("failed to run twlab: {e}"))?;
-        read_results(&json)
+        Ok(json)
     });
-    match outcome {
-        Ok(r) => col.results = Some(r),
+    match outcome.and_then(|json| read_results(o, &json, &mut col)) {
+        Ok(()) => {}
         Err(e) => col.error = Some(e),
     }
     col.seconds = started.elapsed().as_secs_f64();
@@ -142,6 +181,7 @@ pub fn guest_column(o: &MatrixOptions, spec: &str) -> Column {
         error: None,
         notes: Vec::new(),
         results: None,
+        rollout: None,
         dir: dir.clone(),
         seconds: 0.0,
     };
@@ -209,11 +249,8 @@ fn boot(o: &MatrixOptions, kernel: &Kernel, dir: &Path, col: &mut Column) -> Res
             run.console_tail(20)
         ));
     }
-    match read_results(&json) {
-        Ok(r) => {
-            col.results = Some(r);
-            Ok(())
-        }
+    match read_results(o, &json, col) {
+        Ok(()) => Ok(()),
         Err(e) => {
             let rc = std::fs::read_to_string(dir.join("rc")).ok();
             let why = match rc {

@@ -9,6 +9,43 @@ use serde::Serialize;
 use crate::runner::results::{Status, TrialOutcome};
 
 use super::columns::Column;
+use crate::runner::rollout::{RolloutReport, SubjectReport, decisive};
+
+/// A left-aligned text table: the first column named `first`, then one per head.
+fn grid(first: &str, heads: &[String], rows: &[(String, Vec<String>)]) -> String {
+    let w0 = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .chain([first.len()])
+        .max()
+        .unwrap_or(0);
+    let widths: Vec<usize> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            rows.iter()
+                .map(|(_, c)| c[i].len())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = format!("{first:<w0$}");
+    for (h, w) in heads.iter().zip(&widths) {
+        let _ = write!(s, "  {h:<w$}");
+    }
+    s.push('\n');
+    s += &"-".repeat(w0 + widths.iter().map(|w| w + 2).sum::<usize>());
+    s.push('\n');
+    for (name, cells) in rows {
+        let _ = write!(s, "{name:<w0$}");
+        for (c, w) in cells.iter().zip(&widths) {
+            let _ = write!(s, "  {c:<w$}");
+        }
+        s.push('\n');
+    }
+    s
+}
 
 #[derive(Debug, Serialize)]
 pub struct Matrix {
@@ -33,25 +70,126 @@ impl Matrix {
         c.results.as_ref()?.trials.iter().find(|t| t.name == name)
     }
 
-    /// True when every kernel produced results and no trial failed on any kernel.
+    /// True when every kernel produced results and no trial failed on any kernel; with
+    /// `--profile`, when every kernel produced its rollout report.
     pub fn green(&self) -> bool {
-        self.columns
-            .iter()
-            .all(|c| c.error.is_none() && c.results.as_ref().is_some_and(|r| r.failed() == 0))
+        self.columns.iter().all(|c| {
+            c.error.is_none()
+                && (c.rollout.is_some() || c.results.as_ref().is_some_and(|r| r.failed() == 0))
+        })
     }
 
-    pub fn text(&self) -> String {
-        let mut s = String::new();
-        let rows = self.rows();
-        let heads: Vec<String> = self
-            .columns
+    fn heads(&self) -> Vec<String> {
+        self.columns
             .iter()
             .map(|c| match (c.guest, c.release.is_empty()) {
                 (false, _) => format!("{} (host)", c.release),
                 (true, true) => c.label.clone(),
                 (true, false) => c.release.clone(),
             })
+            .collect()
+    }
+
+    /// With `--profile`: a workload × kernel table of what the profile changed (and which key
+    /// decided it), the claims it changed on any kernel, and the keys whose class differs
+    /// between kernels.
+    fn rollout_text(&self) -> String {
+        let reports: Vec<Option<&RolloutReport>> =
+            self.columns.iter().map(|c| c.rollout.as_ref()).collect();
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        let add = |name: &str, col: usize, cell: String, rows: &mut Vec<(String, Vec<String>)>| {
+            let i = rows.iter().position(|(n, _)| n == name).unwrap_or_else(|| {
+                rows.push((name.to_string(), vec!["-".to_string(); reports.len()]));
+                rows.len() - 1
+            });
+            rows[i].1[col] = cell;
+        };
+        let cell = |w: &SubjectReport| {
+            let keys = decisive(w);
+            if keys.is_empty() {
+                w.change.name().to_string()
+            } else {
+                format!("{} ({})", w.change.name(), keys.join(", "))
+            }
+        };
+        for (col, r) in reports.iter().enumerate() {
+            for w in r.iter().flat_map(|r| &r.workloads) {
+                add(&w.case, col, cell(w), &mut rows);
+            }
+        }
+        let changed_claims: Vec<&str> = reports
+            .iter()
+            .flatten()
+            .flat_map(|r| &r.claims)
+            .filter(|c| c.changed)
+            .map(|c| c.case.as_str())
             .collect();
+        for (col, r) in reports.iter().enumerate() {
+            for c in r.iter().flat_map(|r| &r.claims) {
+                if changed_claims.contains(&c.case.as_str()) {
+                    add(&c.case, col, cell(c), &mut rows);
+                }
+            }
+        }
+        let profiles = reports
+            .iter()
+            .flatten()
+            .next()
+            .map(|r| r.profiles.join(", "))
+            .unwrap_or_default();
+        let mut s = format!("profile: {profiles}\n");
+        s += &grid("workload or claim", &self.heads(), &rows);
+        // Keys whose class is not the same on every kernel that reported.
+        let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+        for (col, r) in reports.iter().enumerate() {
+            for k in r.iter().flat_map(|r| &r.keys) {
+                let i = keys
+                    .iter()
+                    .position(|(n, _)| n == &k.key)
+                    .unwrap_or_else(|| {
+                        keys.push((k.key.clone(), vec!["-".to_string(); reports.len()]));
+                        keys.len() - 1
+                    });
+                keys[i].1[col] = k.class.name().to_string();
+            }
+        }
+        keys.retain(|(_, classes)| classes.iter().any(|c| c != &classes[0]));
+        if !keys.is_empty() {
+            s += "\nkeys whose class differs between kernels:\n";
+            s += &grid("key", &self.heads(), &keys);
+        }
+        s.push('\n');
+        for c in &self.columns {
+            let head = c.head();
+            match (&c.rollout, &c.error) {
+                (_, Some(e)) => {
+                    let _ = writeln!(s, "{head}: NO RESULTS: {e}");
+                }
+                (Some(r), None) => {
+                    let _ = writeln!(
+                        s,
+                        "{head}: {} in {:.0} s; report {}",
+                        r.summary(),
+                        c.seconds,
+                        c.dir.join("report.txt").display()
+                    );
+                }
+                (None, None) => {}
+            }
+            for note in &c.notes {
+                let _ = writeln!(s, "    {note}");
+            }
+        }
+        s
+    }
+
+    pub fn text(&self) -> String {
+        if self.columns.iter().any(|c| c.rollout.is_some()) {
+            return self.rollout_text();
+        }
+        let mut s = String::new();
+        let rows = self.rows();
+        let heads = self.heads();
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|name| {
@@ -105,11 +243,7 @@ impl Matrix {
         }
         s.push('\n');
         for c in &self.columns {
-            let head = if c.release.is_empty() {
-                c.label.clone()
-            } else {
-                format!("{} ({})", c.release, c.label)
-            };
+            let head = c.head();
             match (&c.results, &c.error) {
                 (_, Some(e)) => {
                     let _ = writeln!(s, "{head}: NO RESULTS: {e}");
@@ -188,6 +322,7 @@ mod tests {
             guest,
             error: None,
             notes: Vec::new(),
+            rollout: None,
             results: Some(RunResults {
                 kernel: release.into(),
                 twlab: "0".into(),

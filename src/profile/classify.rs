@@ -6,7 +6,9 @@ use crate::kernel::sysctl::{SysctlIssue, static_check};
 use super::Setting;
 
 /// The classes a key of a profile falls in on the running kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
 pub enum KeyClass {

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::netns::{Namespace, NetnsError};
 use crate::profile::{KeyClass, Profile, Setting, from_issue, static_class};
 
 /// One key of the profile as the running kernel takes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyReport {
     pub key: String,
     pub value: String,
@@ -44,7 +44,7 @@ impl KeyReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overridden {
     pub key: String,
     pub value: String,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::netns::NetnsError;
 use crate::profile::{Profile, parse_file};
@@ -39,7 +39,7 @@ pub struct RolloutOptions {
     pub ablation_limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutReport {
     pub release: String,
     /// The profile files in order, or the host's values.

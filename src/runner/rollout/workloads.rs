@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Location;
 
 use crate::case::{Case, SysctlSetting};
@@ -18,7 +18,7 @@ use super::keys::KeyReport;
 
 /// What a subject is: a workload (its roles take the profile) or a claim (every namespace
 /// takes it, under the claim's own sysctls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubjectKind {
     Workload,
@@ -26,7 +26,7 @@ pub enum SubjectKind {
 }
 
 /// How the profile's run compares with the defaults' run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Change {
     /// Every expectation judged the same.
@@ -58,7 +58,7 @@ impl Change {
 }
 
 /// One expectation of a subject: what each run observed and whether it held.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     /// `file:line:col` of the expectation.
     pub at: String,
@@ -70,7 +70,7 @@ pub struct Figure {
 }
 
 /// One run of a subject, summed up.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {
     /// `passed`, `failed`, `skipped: ...` or `error: ...`.
     pub status: String,
@@ -86,7 +86,7 @@ pub struct RunSummary {
 }
 
 /// A run with one key of the profile left out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ablation {
     pub key: String,
     /// `defaults` (without this key the subject behaves as with the defaults: the key decides
@@ -94,7 +94,7 @@ pub struct Ablation {
     pub result: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubjectReport {
     pub case: String,
     pub name: String,
@@ -395,13 +395,19 @@ fn ablate(
     used: &[&KeyReport],
     opts: &RunOptions,
 ) {
-    let candidates: Vec<&KeyReport> = used.iter().copied().filter(|k| k.changes_default).collect();
     let mut specs = Vec::new();
     let mut owners = Vec::new();
     for (i, (s, r)) in subjects.iter().zip(reports.iter_mut()).enumerate() {
         if !r.changed {
             continue;
         }
+        // Host-global keys reach only cases with conntrack (see `with_profile`).
+        let candidates: Vec<&KeyReport> = used
+            .iter()
+            .copied()
+            .filter(|k| k.changes_default)
+            .filter(|k| k.class == KeyClass::Applied || !s.case.conntrack.is_empty())
+            .collect();
         if candidates.len() < 2 {
             r.ablation_note = Some(match candidates.first() {
                 Some(k) => format!(

@@ -190,7 +190,11 @@ fn every_kind_of_key_in_the_example_profile_gets_its_class() {
     assert_eq!(class("net.ipv4.tcp_fin_timout"), KeyClass::Absent);
     assert_eq!(class("net.ipv4.tcp_syn_retries"), KeyClass::Refused);
     assert_eq!(class("vm.swappiness"), KeyClass::NotNet);
-    assert_eq!(class("net.ipv4.conf.*.rp_filter"), KeyClass::Pattern);
+    assert_eq!(
+        class("net.ipv4.conf.*.rp_filter"),
+        KeyClass::Applied,
+        "a glob, expanded in a namespace"
+    );
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
         report.problems[0].contains("example-tuning.conf:35:1"),

@@ -265,6 +265,7 @@ fn rollout_report_in_each_format() {
         default: default.map(str::to_string),
         changes_default: default.is_some(),
         used: class == KeyClass::Applied,
+        except: vec![],
     };
     let run = |failed, resets, holds: &[bool]| RunSummary {
         status: "passed".into(),
@@ -278,7 +279,13 @@ fn rollout_report_in_each_format() {
         profiles: vec!["profiles/p.conf".into()],
         host: false,
         keys: vec![
-            key("net.ipv4.tcp_fin_timeout", "15", KeyClass::Applied, 3, Some("60")),
+            key(
+                "net.ipv4.tcp_fin_timeout",
+                "15",
+                KeyClass::Applied,
+                3,
+                Some("60"),
+            ),
             key("net.ipv4.tcp_tw_recycle", "1", KeyClass::Absent, 2, None),
         ],
         overridden: vec![],

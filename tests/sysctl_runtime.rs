@@ -13,7 +13,34 @@ use twlab::runner::{TrialError, run_trial};
 tests_main!(harness::NAMESPACES => [
     a_value_the_kernel_rejects_points_at_the_value,
     a_value_outside_the_kernels_range_is_rejected,
+    a_glob_names_the_namespace_s_own_keys_but_not_the_excepted,
 ]);
+
+/// A profile's glob is expanded in the namespace it is set in, over that namespace's keys
+/// (here a new namespace's: all, default, lo), leaving out the keys it must not touch.
+fn a_glob_names_the_namespace_s_own_keys_but_not_the_excepted() {
+    let ns = twlab::netns::Namespace::create("glob").expect("a namespace");
+    let (named, value) = ns
+        .run(|| {
+            let except = vec!["net.ipv4.conf.all.log_martians".to_string()];
+            let named =
+                twlab::netns::sysctl::apply_glob("net.ipv4.conf.*.log_martians", "1", &except)
+                    .expect("the kernel takes it");
+            (
+                named,
+                twlab::netns::sysctl::read("net.ipv4.conf.lo.log_martians").unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        named,
+        [
+            "net.ipv4.conf.default.log_martians",
+            "net.ipv4.conf.lo.log_martians"
+        ]
+    );
+    assert_eq!(value, "1");
+}
 
 fn run_with_sysctl(key: &str, value: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");

@@ -33,6 +33,9 @@ pub struct SysctlSetting {
     pub value_at: Location,
     /// Set from a sysctl profile by `twlab rollout` (its file and line), not by the case.
     pub from_profile: Option<(std::path::PathBuf, u64)>,
+    /// For a glob key (from a profile): the keys it must leave alone, which the profile sets
+    /// itself or excludes with `-key`.
+    pub except: Vec<String>,
 }
 
 struct Ctx<'a> {
@@ -541,6 +544,7 @@ pub fn validate(
                 key_at: key.referenced,
                 value_at: value.referenced,
                 from_profile: None,
+                except: Vec::new(),
             });
         }
     }

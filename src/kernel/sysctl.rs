@@ -87,8 +87,14 @@ pub fn proc_file(key: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(proc_path(key))
 }
 
+/// The path under /proc/sys of a dotted key. A `/` inside a dotted key is a dot in a name
+/// (`net.ipv4.conf.eth0/100.rp_filter` is `net/ipv4/conf/eth0.100/rp_filter`), as sysctl.d(5)
+/// writes it.
 pub fn proc_path(key: &str) -> String {
-    key.replace('.', "/")
+    key.split('.')
+        .map(|c| c.replace('/', "."))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn is_valid_key(key: &str) -> bool {

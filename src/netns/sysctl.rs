@@ -81,6 +81,69 @@ pub fn apply(key: &str, value: &str) -> Result<(), SysctlIssue> {
     Ok(())
 }
 
+/// Every writable sysctl below /proc/sys/`prefix` (`net`, `net/ipv4/conf`) in the current
+/// thread's namespace, dotted, with its value (whitespace folded). Read-only files
+/// (tcp_ehash_entries) report rather than set, and write-only ones (route.flush) cannot be
+/// read: neither is a setting.
+pub fn tree(prefix: &str) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![std::path::Path::new("/proc/sys").join(prefix)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if meta.permissions().mode() & 0o222 == 0 {
+                continue;
+            }
+            let (Ok(text), Ok(rel)) = (
+                std::fs::read_to_string(&path),
+                path.strip_prefix("/proc/sys"),
+            ) else {
+                continue;
+            };
+            // A dot inside a component (an interface eth0.100) is a `/` in the dotted form.
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().replace('.', "/"))
+                .collect::<Vec<_>>()
+                .join(".");
+            out.insert(key, normalize(&text));
+        }
+    }
+    out
+}
+
+/// The keys a glob names in the current thread's namespace, without `except` (the keys a
+/// profile sets explicitly, which win over a glob, and its `-key` exclusions).
+pub fn glob_keys(pattern: &str, except: &[String]) -> Vec<String> {
+    tree(&crate::profile::glob::fixed_prefix(pattern))
+        .into_keys()
+        .filter(|k| crate::profile::glob::matches(pattern, k) && !except.contains(k))
+        .collect()
+}
+
+/// Set every key a glob names here (see `glob_keys`); returns them. Stops at the first the
+/// kernel refuses.
+pub fn apply_glob(
+    pattern: &str,
+    value: &str,
+    except: &[String],
+) -> Result<Vec<String>, SysctlIssue> {
+    let keys = glob_keys(pattern, except);
+    for k in &keys {
+        apply(k, value)?;
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

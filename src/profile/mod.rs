@@ -2,6 +2,7 @@
 //! defaults): read in sysctl.d(5) syntax, several files in order, the later one winning.
 
 mod classify;
+pub mod glob;
 mod parse;
 
 pub use classify::{KeyClass, from_issue, static_class};

@@ -22,6 +22,8 @@ pub struct Setting {
     /// The key is a glob (`net.ipv4.conf.*.rp_filter`), which systemd-sysctl expands over
     /// the keys that exist.
     pub pattern: bool,
+    /// A `-key` line without `=`: not an assignment but an exclusion from globs.
+    pub exclude: bool,
 }
 
 /// The settings of one or more files in order: the effective ones (the last assignment of
@@ -29,6 +31,8 @@ pub struct Setting {
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     pub settings: Vec<Setting>,
+    /// `-key` lines without `=`: keys a glob must leave alone (systemd-sysctl's exclusions).
+    pub excluded: Vec<Setting>,
     /// Earlier assignments of a key a later line set again, with the one that won.
     pub overridden: Vec<(Setting, Setting)>,
     pub problems: Vec<SourceError>,
@@ -38,6 +42,9 @@ impl Profile {
     /// Add one file's assignments after what is already there.
     pub fn extend(&mut self, settings: Vec<Setting>, problems: Vec<SourceError>) {
         self.problems.extend(problems);
+        let (excluded, settings): (Vec<Setting>, Vec<Setting>) =
+            settings.into_iter().partition(|s| s.exclude);
+        self.excluded.extend(excluded);
         for s in settings {
             match self.settings.iter().position(|e| e.key == s.key) {
                 Some(i) => {
@@ -86,6 +93,20 @@ pub fn parse_text(file: &Path, text: &str) -> (Vec<Setting>, Vec<SourceError>) {
             message,
             source_line: Some(raw.to_string()),
         };
+        if let Some(key) = trimmed.strip_prefix('-').filter(|k| !k.contains('=')) {
+            // `-net.ipv4.conf.all.rp_filter`: keep the globs of the profile off this key.
+            let key = key.trim();
+            settings.push(Setting {
+                key: normalize(key),
+                value: String::new(),
+                file: file.to_path_buf(),
+                line,
+                ignore_failure: true,
+                pattern: false,
+                exclude: true,
+            });
+            continue;
+        }
         let Some((key, value)) = trimmed.split_once('=') else {
             problems.push(problem(
                 col,
@@ -107,7 +128,8 @@ pub fn parse_text(file: &Path, text: &str) -> (Vec<Setting>, Vec<SourceError>) {
             file: file.to_path_buf(),
             line,
             ignore_failure,
-            pattern: key.contains(['*', '?', '[']),
+            pattern: super::glob::is_glob(key),
+            exclude: false,
         });
     }
     (settings, problems)
@@ -202,8 +224,16 @@ mod tests {
     }
 
     #[test]
-    fn globs_are_marked_for_expansion() {
-        let (s, _) = parse("net.ipv4.conf.*.rp_filter = 1\n");
-        assert!(s[0].pattern);
+    fn globs_are_marked_for_expansion_and_dash_lines_exclude_keys_from_them() {
+        let mut p = Profile::default();
+        let (s, problems) = parse(
+            "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        p.extend(s, problems);
+        assert_eq!(p.settings.len(), 2);
+        assert!(p.settings[1].pattern);
+        assert_eq!(p.excluded.len(), 1);
+        assert_eq!(p.excluded[0].key, "net.ipv4.conf.all.rp_filter");
     }
 }

@@ -302,9 +302,16 @@ fn prepare(
 ) -> Result<Prepared, TrialError> {
     let lab = Lab::build(&case.topology)?;
     for s in &case.sysctls {
-        let (key, value) = (s.key.clone(), s.value.clone());
+        let (key, value, except) = (s.key.clone(), s.value.clone(), s.except.clone());
         lab.ns(&s.ns)
-            .run(move || sysctl::apply(&key, &value))?
+            .run(move || {
+                // A profile's glob names this namespace's own keys (its interfaces too).
+                if crate::profile::glob::is_glob(&key) {
+                    sysctl::apply_glob(&key, &value, &except).map(drop)
+                } else {
+                    sysctl::apply(&key, &value)
+                }
+            })?
             .map_err(|issue| {
                 if let sysctl::SysctlIssue::NewerKernel { .. } = issue {
                     return TrialError::Unsupported {

@@ -3,8 +3,7 @@
 //! and "refused" are the kernel's answers, not a table's; the value it had there before is
 //! this kernel's default, which tells a key that changes something from one that does not.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,10 @@ pub struct KeyReport {
     /// Whether the workloads' profile runs set it (per-namespace keys; host-global ones with
     /// `--host`).
     pub used: bool,
+    /// For a glob: the keys it leaves alone (set explicitly by the profile, or excluded with
+    /// `-key`), as systemd-sysctl does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
 }
 
 impl KeyReport {
@@ -65,9 +68,18 @@ pub fn same_value(a: &str, b: &str) -> bool {
 /// keys twlab can restore are marked for the profile runs (through `host/`).
 pub fn classify(profile: &Profile, host: bool) -> Result<Vec<KeyReport>, NetnsError> {
     let probe = Namespace::create("rollout")?;
+    // A glob leaves alone the keys the profile sets itself and those it excludes (`-key`).
+    let except: Vec<String> = profile
+        .settings
+        .iter()
+        .filter(|s| !s.pattern)
+        .chain(&profile.excluded)
+        .map(|s| s.key.clone())
+        .collect();
     let mut keys = Vec::new();
     for s in &profile.settings {
         let report = match static_class(s) {
+            None if s.pattern => glob_report(&probe, s, &except)?,
             Some((KeyClass::HostGlobal, reason)) if crate::host::is_host_settable(&s.key) => {
                 let current = crate::netns::sysctl::read(&s.key).ok();
                 let changes = current.as_deref().is_none_or(|c| !same_value(c, &s.value));
@@ -124,6 +136,67 @@ pub fn classify(profile: &Profile, host: bool) -> Result<Vec<KeyReport>, NetnsEr
     Ok(keys)
 }
 
+/// A glob, expanded and set in the probe namespace: the keys it names there, their defaults,
+/// and whether the kernel took the value for each. Every workload namespace expands it again
+/// over its own keys (its veth interfaces too), as systemd-sysctl does over the interfaces
+/// that exist when it runs.
+fn glob_report(probe: &Namespace, s: &Setting, except: &[String]) -> Result<KeyReport, NetnsError> {
+    let (pattern, value, except) = (s.key.clone(), s.value.clone(), except.to_vec());
+    let skip = except.clone();
+    let (before, set) = probe.run(move || {
+        let before: Vec<(String, String)> = crate::netns::sysctl::glob_keys(&pattern, &except)
+            .into_iter()
+            .map(|k| {
+                let v = crate::netns::sysctl::read(&k).unwrap_or_default();
+                (k, v)
+            })
+            .collect();
+        (
+            before,
+            crate::netns::sysctl::apply_glob(&pattern, &value, &except),
+        )
+    })?;
+    let report = match set {
+        Ok(names) if names.is_empty() => key_report(
+            s,
+            KeyClass::Pattern,
+            "a glob that names no key in a namespace of twlab's".into(),
+        ),
+        Ok(names) => {
+            let mut defaults: Vec<&str> = before.iter().map(|(_, v)| v.as_str()).collect();
+            defaults.dedup();
+            let changes = before.iter().any(|(_, v)| !same_value(v, &s.value));
+            KeyReport {
+                default: Some(defaults.join(" / ")),
+                changes_default: changes,
+                used: true,
+                except: skip,
+                ..key_report(
+                    s,
+                    KeyClass::Applied,
+                    format!(
+                        "a glob: in a namespace of twlab's it names {} key{} ({}; default {}){}; each workload namespace expands it over its own keys, its interfaces too",
+                        names.len(),
+                        if names.len() == 1 { "" } else { "s" },
+                        names.join(", "),
+                        defaults.join(" / "),
+                        if changes {
+                            ""
+                        } else {
+                            ", so it changes nothing there"
+                        }
+                    ),
+                )
+            }
+        }
+        Err(issue) => {
+            let (class, reason) = from_issue(&s.key, issue);
+            key_report(s, class, format!("a glob, and one key it names: {reason}"))
+        }
+    };
+    Ok(report)
+}
+
 fn key_report(s: &Setting, class: KeyClass, reason: String) -> KeyReport {
     KeyReport {
         key: s.key.clone(),
@@ -136,6 +209,7 @@ fn key_report(s: &Setting, class: KeyClass, reason: String) -> KeyReport {
         default: None,
         changes_default: false,
         used: false,
+        except: Vec::new(),
     }
 }
 
@@ -162,9 +236,9 @@ pub const FROM_HOST: &str = "/proc/sys (the host's current values)";
 /// `neigh.eth0.*`) are left out: the workloads' interfaces are not the host's. Only reads
 /// the host's /proc/sys.
 pub fn profile_from_host() -> Result<Profile, NetnsError> {
-    let host = read_tree(Path::new("/proc/sys/net"));
+    let host = crate::netns::sysctl::tree("net");
     let probe = Namespace::create("rollout-defaults")?;
-    let fresh = probe.run(|| read_tree(Path::new("/proc/sys/net")))?;
+    let fresh = probe.run(|| crate::netns::sysctl::tree("net"))?;
     let mut profile = Profile::default();
     let settings = host
         .into_iter()
@@ -178,6 +252,7 @@ pub fn profile_from_host() -> Result<Profile, NetnsError> {
                 line: 0,
                 ignore_failure: false,
                 pattern: false,
+                exclude: false,
             })
         })
         .collect();
@@ -192,43 +267,6 @@ fn per_interface(key: &str) -> bool {
     parts.len() > 4
         && matches!(parts[2], "conf" | "neigh")
         && !matches!(parts[3], "all" | "default" | "lo")
-}
-
-/// Every readable sysctl under `root` (on the calling thread's namespace), dotted.
-fn read_tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(_) => {
-                    // A read-only file (tcp_ehash_entries) reports, it is not a setting.
-                    let writable = e.metadata().is_ok_and(|m| {
-                        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o222 != 0
-                    });
-                    if !writable {
-                        continue;
-                    }
-                    let Ok(text) = std::fs::read_to_string(&path) else {
-                        continue; // write-only (route.flush) or refused: not a setting
-                    };
-                    let Ok(rel) = path.strip_prefix("/proc/sys") else {
-                        continue;
-                    };
-                    // A dot in an interface name would be ambiguous; such keys are per-interface.
-                    let key = rel.to_string_lossy().replace('/', ".");
-                    out.insert(key, text.split_whitespace().collect::<Vec<_>>().join(" "));
-                }
-                Err(_) => {}
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -134,24 +134,29 @@ pub fn static_check(key: &str) -> Result<(), SysctlIssue> {
     named_check(key)?;
     let path = proc_path(key);
     if !PathBuf::from("/proc/sys").join(&path).exists() {
-        if let Some((_, since)) = ADDED.iter().find(|(k, _)| *k == key) {
-            return Err(SysctlIssue::NewerKernel {
-                key: key.to_string(),
-                since: since.to_string(),
-                release: super::kernel_release(),
-            });
-        }
-        // Only once this kernel lacks the key: an older kernel that has it may be tested.
-        if let Some((_, why)) = REMOVED.iter().find(|(k, _)| *k == key) {
-            return Err(SysctlIssue::Removed {
-                key: key.to_string(),
-                why: why.to_string(),
-            });
-        }
-        return Err(SysctlIssue::Unknown {
+        return Err(known_absence(key).unwrap_or(SysctlIssue::Unknown {
             key: key.to_string(),
             path,
-        });
+        }));
     }
     Ok(())
+}
+
+/// Why a key this kernel lacks is missing, where twlab knows: added by a later kernel, or
+/// removed. Asked only once the key is absent: an older kernel that has it may be tested.
+pub fn known_absence(key: &str) -> Option<SysctlIssue> {
+    if let Some((_, since)) = ADDED.iter().find(|(k, _)| *k == key) {
+        return Some(SysctlIssue::NewerKernel {
+            key: key.to_string(),
+            since: since.to_string(),
+            release: super::kernel_release(),
+        });
+    }
+    REMOVED
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, why)| SysctlIssue::Removed {
+            key: key.to_string(),
+            why: why.to_string(),
+        })
 }

@@ -36,9 +36,13 @@ pub fn apply(key: &str, value: &str) -> Result<(), SysctlIssue> {
     let path = proc_path(key);
     let full = proc_file(key);
     if !full.exists() {
-        return Err(SysctlIssue::MissingInNamespace {
-            key: key.to_string(),
-        });
+        // A per-namespace key a later kernel added (or an earlier one had) is missing from
+        // every namespace of this kernel: say so, so that the trial is skipped as too old.
+        return Err(crate::kernel::sysctl::known_absence(key).unwrap_or(
+            SysctlIssue::MissingInNamespace {
+                key: key.to_string(),
+            },
+        ));
     }
     let errno_of = |e: &std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(0));
     let mut file = match std::fs::OpenOptions::new().write(true).open(&full) {

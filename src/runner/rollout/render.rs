@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::profile::KeyClass;
 
+use super::keys::KeyReport;
 use super::run::RolloutReport;
 use super::workloads::{Change, SubjectReport, decisive};
 
@@ -132,6 +133,13 @@ fn subject_text(out: &mut String, s: &SubjectReport) {
 }
 
 impl RolloutReport {
+    /// The keys grouped by class in the fixed order, each group in the profile's order.
+    fn keys_by_class(&self) -> impl Iterator<Item = &KeyReport> {
+        CLASS_ORDER
+            .iter()
+            .flat_map(|c| self.keys.iter().filter(move |k| k.class == *c))
+    }
+
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
@@ -146,18 +154,16 @@ impl RolloutReport {
         if self.keys.is_empty() {
             out += "  none: the profile sets no key (from the host: every net.* value is this kernel's default)\n";
         }
-        for class in CLASS_ORDER {
-            for k in self.keys.iter().filter(|k| k.class == class) {
-                let _ = writeln!(
-                    out,
-                    "  {:<11} {} = {}   ({})\n              {}",
-                    class.name(),
-                    k.key,
-                    k.value,
-                    k.place(),
-                    k.reason
-                );
-            }
+        for k in self.keys_by_class() {
+            let _ = writeln!(
+                out,
+                "  {:<11} {} = {}   ({})\n              {}",
+                k.class.name(),
+                k.key,
+                k.value,
+                k.place(),
+                k.reason
+            );
         }
         for o in &self.overridden {
             let _ = writeln!(
@@ -244,18 +250,16 @@ impl RolloutReport {
             self.profiles.join(", "),
             class_counts(self)
         );
-        for class in CLASS_ORDER {
-            for k in self.keys.iter().filter(|k| k.class == class) {
-                let _ = writeln!(
-                    out,
-                    "| {} | `{}` | `{}` | {} | {} |",
-                    class.name(),
-                    k.key,
-                    k.value,
-                    k.place(),
-                    cell(&k.reason)
-                );
-            }
+        for k in self.keys_by_class() {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | {} |",
+                k.class.name(),
+                k.key,
+                k.value,
+                k.place(),
+                cell(&k.reason)
+            );
         }
         for p in &self.problems {
             let _ = writeln!(out, "\n- {}", cell(p));

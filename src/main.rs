@@ -10,7 +10,7 @@ use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::rollout;
 use twlab::runner::{
     TrialKind, TrialResult, claims, collect, doctor, headline, host_change_lines,
-    include_slow_from_env, recover_host, run_all,
+    include_slow_from_env, junit, recover_host, run_all,
 };
 
 #[derive(Parser)]
@@ -41,6 +41,10 @@ enum Command {
         /// Also write the results as JSON to this file (status, failures, backend per trial).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Also write JUnit XML to this file (shaped like nextest's: a testcase per trial, the
+        /// failed expectations with their observed values in each failure).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// List the trials the case files expand to.
     List { paths: Vec<PathBuf> },
@@ -190,12 +194,13 @@ fn main() -> ExitCode {
             include_slow,
             jobs,
             json,
+            junit,
         } => run(
             paths_or_default(paths),
             verbose,
             include_slow || include_slow_from_env(),
             jobs,
-            json,
+            Outputs { json, junit },
         ),
         Command::List { paths } => {
             for t in collect(&paths_or_default(paths)) {
@@ -382,12 +387,18 @@ fn matrix(o: MatrixOptions) -> ExitCode {
     }
 }
 
+/// The files `twlab run` also writes.
+struct Outputs {
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
 fn run(
     paths: Vec<PathBuf>,
     verbose: bool,
     include_slow: bool,
     jobs: usize,
-    json: Option<PathBuf>,
+    outputs: Outputs,
 ) -> ExitCode {
     for message in recover_host() {
         println!("{message}");
@@ -407,10 +418,23 @@ fn run(
         .zip(&runs)
         .map(|(t, (e, seconds))| TrialOutcome::new(&t.name, &e.result, e.facts.clone(), *seconds))
         .collect();
-    if let Some(path) = json {
-        let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());
-        let text = serde_json::to_string_pretty(&all).expect("results serialize");
-        if let Err(e) = std::fs::write(&path, text + "\n") {
+    let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());
+    let mut files = Vec::new();
+    if let Some(path) = outputs.json {
+        files.push((
+            path,
+            serde_json::to_string_pretty(&all).expect("results serialize") + "\n",
+        ));
+    }
+    if let Some(path) = outputs.junit {
+        let suite = junit::Suite {
+            name: format!("twlab@{}", all.kernel),
+            results: &all,
+        };
+        files.push((path, junit::render("twlab-run", &[suite])));
+    }
+    for (path, text) in files {
+        if let Err(e) = std::fs::write(&path, text) {
             eprintln!("twlab: failed to write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

@@ -335,3 +335,44 @@ fn rollout_report_in_each_format() {
     insta::assert_snapshot!("rollout_markdown", report.markdown());
     insta::assert_snapshot!("rollout_json", report.json());
 }
+
+/// JUnit as CI reads it: the document parses, every trial is a testcase, a failure carries the
+/// failed expectations with their observed values, a skip its reason, and markup in evidence
+/// is escaped.
+#[test]
+fn junit_of_a_run() {
+    let mut failed = outcome("impairment/syn-loss", Status::Failed, Some("substitute"));
+    failed.failures = vec![
+        "cases/impairment/syn-loss.yaml:20:5  packets SYN from client >= 2  observed: 1 <one>"
+            .into(),
+    ];
+    let r = results(
+        "6.18.0-test",
+        vec![
+            outcome("seeds/server-close-reconnect::ipv4", Status::Passed, None),
+            failed,
+            outcome("exhaustion/tw-reuse-delay::ipv4", Status::Ignored, None),
+        ],
+    );
+    let xml = twlab::runner::junit::render(
+        "twlab-run",
+        &[twlab::runner::junit::Suite {
+            name: "twlab@6.18.0-test".into(),
+            results: &r,
+        }],
+    );
+    let doc = roxmltree::Document::parse(&xml).expect("the JUnit parses");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 3);
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
+    assert!(failure.text().unwrap().contains("observed: 1 <one>"));
+    assert_eq!(doc.root_element().attribute("failures"), Some("1"), "{xml}");
+    assert!(doc.descendants().any(|n| n.has_tag_name("skipped")));
+    insta::assert_snapshot!(xml);
+}

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod doctor;
+pub mod junit;
 mod pool;
 mod probe;
 mod report;

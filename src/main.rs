@@ -380,6 +380,16 @@ fn matrix(o: MatrixOptions) -> ExitCode {
         Ok(()) => println!("matrix: results in {}", json.display()),
         Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
     }
+    if o.profiles.is_empty() {
+        let junit = o.out.join("junit.xml");
+        match std::fs::write(&junit, m.junit()) {
+            Ok(()) => println!(
+                "matrix: JUnit (a testsuite per kernel) in {}",
+                junit.display()
+            ),
+            Err(e) => eprintln!("twlab: failed to write {}: {e}", junit.display()),
+        }
+    }
     if m.green() {
         ExitCode::SUCCESS
     } else {

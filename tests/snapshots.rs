@@ -244,6 +244,22 @@ fn matrix_table_and_json() {
     };
     insta::assert_snapshot!("matrix_text", m.text());
     insta::assert_snapshot!("matrix_json", m.json());
+    // One testsuite per kernel, every trial of each a testcase.
+    let junit = m.junit();
+    let doc = roxmltree::Document::parse(&junit).expect("the matrix JUnit parses");
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), m.columns.len(), "{junit}");
+    for (suite, column) in suites.iter().zip(&m.columns) {
+        let trials = column.results.as_ref().map_or(1, |r| r.trials.len());
+        assert_eq!(
+            suite.children().filter(|n| n.has_tag_name("testcase")).count(),
+            trials,
+            "{junit}"
+        );
+    }
 }
 
 /// A rollout report as people and CI read it: keys by class, a workload that got worse with the

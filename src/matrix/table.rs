@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::runner::results::{Status, TrialOutcome};
+use crate::runner::junit;
+use crate::runner::results::{RunResults, Status, TrialOutcome};
 
 use super::columns::Column;
 use crate::runner::rollout::{RolloutReport, SubjectReport, decisive};
@@ -289,6 +290,45 @@ impl Matrix {
 
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// JUnit with one testsuite per kernel. A kernel that produced no results is a suite
+    /// with one failing testcase that says why, so that it cannot vanish from a dashboard.
+    pub fn junit(&self) -> String {
+        let stand_ins: Vec<Option<RunResults>> = self
+            .columns
+            .iter()
+            .map(|c| match (&c.results, &c.error) {
+                (Some(_), _) => None,
+                (None, error) => Some(RunResults {
+                    kernel: c.release.clone(),
+                    twlab: env!("CARGO_PKG_VERSION").to_string(),
+                    trials: vec![TrialOutcome {
+                        name: "(the kernel produced no results)".into(),
+                        status: Status::Failed,
+                        reason: None,
+                        failures: vec![error.clone().unwrap_or_else(|| "no results".into())],
+                        backend: None,
+                        workloads: Vec::new(),
+                        seconds: c.seconds,
+                    }],
+                    seconds: c.seconds,
+                }),
+            })
+            .collect();
+        let suites: Vec<junit::Suite> = self
+            .columns
+            .iter()
+            .zip(&stand_ins)
+            .filter_map(|(c, stand_in)| {
+                let results = c.results.as_ref().or(stand_in.as_ref())?;
+                Some(junit::Suite {
+                    name: format!("twlab@{}", c.head()),
+                    results,
+                })
+            })
+            .collect();
+        junit::render("twlab-matrix", &suites)
     }
 }
 

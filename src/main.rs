@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
+use twlab::runner::progress::Progress;
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::rollout;
 use twlab::runner::{
     TrialKind, TrialResult, claims, collect, doctor, headline, host_change_lines,
-    include_slow_from_env, junit, recover_host, run_all,
+    include_slow_from_env, junit, recover_host, run_watched,
 };
 
 #[derive(Parser)]
@@ -415,14 +416,34 @@ fn run(
     }
     let trials = collect(&paths);
     let started = std::time::Instant::now();
-    let runs = run_all(&trials, jobs, include_slow, |t, e, _| {
-        let tag = match &e.result {
-            TrialResult::Passed(_) => "pass",
-            TrialResult::Failed(_) => "FAIL",
-            TrialResult::Ignored(_) => "skip",
-        };
-        eprintln!("  {tag}  {}", t.name);
+    let progress = Progress::new(trials.len());
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let runs = std::thread::scope(|s| {
+        // Elapsed times on the status line move even while no trial starts or ends.
+        s.spawn(|| {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                progress.tick();
+            }
+        });
+        let runs = run_watched(
+            &trials,
+            jobs,
+            include_slow,
+            |t| progress.started(&t.name),
+            |t, e, _| {
+                let tag = match &e.result {
+                    TrialResult::Passed(_) => "pass",
+                    TrialResult::Failed(_) => "FAIL",
+                    TrialResult::Ignored(_) => "skip",
+                };
+                progress.finished(&t.name, tag);
+            },
+        );
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        runs
     });
+    progress.clear();
     let outcomes: Vec<TrialOutcome> = trials
         .iter()
         .zip(&runs)

@@ -255,7 +255,10 @@ fn matrix_table_and_json() {
     for (suite, column) in suites.iter().zip(&m.columns) {
         let trials = column.results.as_ref().map_or(1, |r| r.trials.len());
         assert_eq!(
-            suite.children().filter(|n| n.has_tag_name("testcase")).count(),
+            suite
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .count(),
             trials,
             "{junit}"
         );

@@ -5,13 +5,14 @@ pub mod doctor;
 pub mod junit;
 mod pool;
 mod probe;
+pub mod progress;
 mod report;
 pub mod results;
 pub mod rollout;
 mod suite;
 mod trial;
 
-pub use pool::run_all;
+pub use pool::{run_all, run_watched};
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::{headline, host_change_lines, render};
 pub use suite::{

@@ -18,7 +18,26 @@ pub fn run_all<T: Borrow<TrialSpec> + Sync>(
     include_slow: bool,
     done: impl Fn(&TrialSpec, &Executed, f64) + Sync,
 ) -> Vec<(Executed, f64)> {
-    run_with(trials, jobs, |t| execute_full(t, include_slow), done)
+    run_watched(trials, jobs, include_slow, |_| {}, done)
+}
+
+/// `run_all`, also told when each trial starts (for live progress).
+pub fn run_watched<T: Borrow<TrialSpec> + Sync>(
+    trials: &[T],
+    jobs: usize,
+    include_slow: bool,
+    started: impl Fn(&TrialSpec) + Sync,
+    done: impl Fn(&TrialSpec, &Executed, f64) + Sync,
+) -> Vec<(Executed, f64)> {
+    run_with(
+        trials,
+        jobs,
+        |t| {
+            started(t);
+            execute_full(t, include_slow)
+        },
+        done,
+    )
 }
 
 /// A panic in a trial is that trial's failure, with the message: the other trials still run

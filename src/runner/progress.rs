@@ -35,7 +35,7 @@ pub fn status_line(
         line += &format!(" {failed} failed");
     }
     let mut running: Vec<&(String, Duration)> = running.iter().collect();
-    running.sort_by(|a, b| b.1.cmp(&a.1));
+    running.sort_by_key(|r| std::cmp::Reverse(r.1));
     if !running.is_empty() {
         let names: Vec<String> = running
             .iter()

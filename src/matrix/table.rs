@@ -214,34 +214,8 @@ impl Matrix {
                     .collect()
             })
             .collect();
-        let first = rows.iter().map(String::len).max().unwrap_or(4).max(4);
-        let widths: Vec<usize> = (0..self.columns.len())
-            .map(|i| {
-                cells
-                    .iter()
-                    .map(|r| r[i].len())
-                    .chain([heads[i].len()])
-                    .max()
-                    .unwrap_or(4)
-            })
-            .collect();
-        let _ = write!(s, "{:<first$}", "case");
-        for (h, w) in heads.iter().zip(&widths) {
-            let _ = write!(s, "  {h:<w$}");
-        }
-        s.push('\n');
-        let _ = writeln!(
-            s,
-            "{}",
-            "-".repeat(first + widths.iter().map(|w| w + 2).sum::<usize>())
-        );
-        for (name, row) in rows.iter().zip(&cells) {
-            let _ = write!(s, "{name:<first$}");
-            for (cell, w) in row.iter().zip(&widths) {
-                let _ = write!(s, "  {cell:<w$}");
-            }
-            s.push('\n');
-        }
+        let table: Vec<(String, Vec<String>)> = rows.into_iter().zip(cells).collect();
+        s += &grid("case", &heads, &table);
         s.push('\n');
         for c in &self.columns {
             let head = c.head();

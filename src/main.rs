@@ -10,8 +10,8 @@ use twlab::runner::progress::Progress;
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::rollout;
 use twlab::runner::{
-    TrialKind, TrialResult, claims, collect, doctor, headline, host_change_lines,
-    include_slow_from_env, junit, recover_host, run_watched,
+    TrialKind, TrialResult, artifacts_dir, claims, collect, doctor, headline, host_change_lines,
+    html, include_slow_from_env, junit, recover_host, run_watched, with_pictures,
 };
 
 #[derive(Parser)]
@@ -46,6 +46,12 @@ enum Command {
         /// failed expectations with their observed values in each failure).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also write an HTML report to this file: one self-contained page with every trial
+        /// (failures first, filters), each expectation with its observed value, a ladder of
+        /// the captured packets with each side's TCP states, and workloads' series. Taps
+        /// every link of every case without a workload and follows its connections' states.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// List the trials the case files expand to.
     List { paths: Vec<PathBuf> },
@@ -184,6 +190,14 @@ fn paths_or_default(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     }
 }
 
+fn paths_text(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
     // Before any thread, namespace or socket exists: every program twlab starts is forked
     // from this clean copy, never from a process that holds a trial's descriptors.
@@ -196,12 +210,13 @@ fn main() -> ExitCode {
             jobs,
             json,
             junit,
+            html,
         } => run(
             paths_or_default(paths),
             verbose,
             include_slow || include_slow_from_env(),
             jobs,
-            Outputs { json, junit },
+            Outputs { json, junit, html },
         ),
         Command::List { paths } => {
             for t in collect(&paths_or_default(paths)) {
@@ -402,6 +417,7 @@ fn matrix(o: MatrixOptions) -> ExitCode {
 struct Outputs {
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
+    html: Option<PathBuf>,
 }
 
 fn run(
@@ -414,7 +430,10 @@ fn run(
     for message in recover_host() {
         println!("{message}");
     }
-    let trials = collect(&paths);
+    let mut trials = collect(&paths);
+    if outputs.html.is_some() {
+        trials = with_pictures(trials);
+    }
     let started = std::time::Instant::now();
     let progress = Progress::new(trials.len());
     let finished = std::sync::atomic::AtomicBool::new(false);
@@ -463,6 +482,18 @@ fn run(
             results: &all,
         };
         files.push((path, junit::render("twlab-run", &[suite])));
+    }
+    if let Some(path) = outputs.html {
+        let section = html::Section {
+            kernel: all.kernel.clone(),
+            results: &all,
+            link: None,
+        };
+        let title = format!("twlab run {}", paths_text(&paths));
+        files.push((
+            path,
+            html::render(&title, &[section], &artifacts_dir().display().to_string()),
+        ));
     }
     for (path, text) in files {
         if let Err(e) = std::fs::write(&path, text) {

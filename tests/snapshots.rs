@@ -114,6 +114,10 @@ fn text_report_of_a_failed_trial() {
         observations,
         captures: Vec::new(),
         backend: None,
+        capture_leads: Vec::new(),
+        states: None,
+        link_drops: Vec::new(),
+        link_drops_unlogged: None,
     };
     // The case's path is this machine's checkout: shown relative.
     let text = render(&case, &report).replace(&format!("{}/", root.display()), "cases/");
@@ -181,6 +185,7 @@ fn outcome(name: &str, status: Status, backend: Option<&str>) -> TrialOutcome {
         },
         backend: backend.map(str::to_string),
         workloads: Vec::new(),
+        picture: None,
         seconds: 0.5,
     }
 }

@@ -41,6 +41,10 @@ pub struct Case {
     pub vars: Vec<(String, String)>,
     pub steps: std::sync::Arc<Vec<Spanned<Step>>>,
     pub expectations: Vec<Expectation>,
+    /// Tap every link and follow each connection's state, for the HTML report's ladder: set
+    /// by the runner (`--html`), never by the file. A case with a workload shows its series
+    /// instead of each packet, so this does nothing there.
+    pub picture: bool,
 }
 
 impl Case {
@@ -252,5 +256,6 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         steps: std::sync::Arc::new(file.steps),
         expectations: v.expectations,
         source,
+        picture: false,
     })
 }

@@ -82,6 +82,9 @@ pub struct LinkImpairments {
     next_queue: u16,
     /// What was applied, through which backend: for the report.
     pub log: Vec<String>,
+    /// The NFLOG group the substitute's drops also log each packet to (the report's ladder
+    /// marks them); `None`: not logged.
+    pub log_drops: Option<u16>,
 }
 
 fn egress(topology: &Topology, from: &str, to: &str) -> Result<(String, String), ImpairError> {
@@ -127,6 +130,7 @@ impl LinkImpairments {
             tables: BTreeSet::new(),
             offloads_off: BTreeSet::new(),
             next_queue: 1,
+            log_drops: None,
             log: vec![format!(
                 "backend: {} ({why})",
                 match backend {
@@ -269,7 +273,7 @@ impl LinkImpairments {
                 self.dirs[idx].loss = Some((chain, counter));
             }
             let (chain, counter) = self.dirs[idx].loss.clone().expect("set above");
-            rules += &nft::loss_rules(&chain, &counter, pct);
+            rules += &nft::loss_rules(&chain, &counter, pct, self.log_drops);
             lab.ns(&to).run(move || nft::run(&rules))??;
         }
         // Rate: tbf. Once set, "no rate" is a tbf at the highest rate it can express.
@@ -304,7 +308,7 @@ impl LinkImpairments {
                 chain: format!("drop_{i}"),
                 counter: format!("drop_{i}_packets"),
             };
-            let rule = state.rule();
+            let rule = state.rule(self.log_drops);
             let rules = nft::drop_chain(&rule) + &nft::drop_rules(&rule, spec.active);
             lab.ns(&to).run(move || nft::run(&rules))??;
             self.log.push(format!(
@@ -328,7 +332,7 @@ impl LinkImpairments {
 
     pub fn set_drop(&mut self, lab: &Lab, name: &str, active: bool) -> Result<(), ImpairError> {
         if let Some(d) = self.drops.iter().find(|d| d.name == name) {
-            let rules = nft::drop_rules(&d.rule(), active);
+            let rules = nft::drop_rules(&d.rule(self.log_drops), active);
             lab.ns(&d.ns).run(move || nft::run(&rules))??;
         }
         Ok(())
@@ -387,8 +391,9 @@ impl LinkImpairments {
 }
 
 impl DropState {
-    fn rule(&self) -> DropRule<'_> {
+    fn rule(&self, log: Option<u16>) -> DropRule<'_> {
         DropRule {
+            log,
             chain: &self.chain,
             counter: &self.counter,
             ifname: &self.ifname,

@@ -93,15 +93,21 @@ pub fn loss_chain(chain: &str, counter: &str, ifname: &str) -> String {
 }
 
 /// Replace the loss chain's rule: drop `pct` percent, in steps of 0.01 %.
-pub fn loss_rules(chain: &str, counter: &str, pct: f64) -> String {
+/// With `log`, each dropped packet also goes to that NFLOG group (for the report's ladder).
+pub fn loss_rules(chain: &str, counter: &str, pct: f64, log: Option<u16>) -> String {
     let mut out = format!("flush chain {TABLE} {chain}\n");
     let n = (pct.clamp(0.0, 100.0) * 100.0).round() as u32;
     if n > 0 {
         out += &format!(
-            "add rule {TABLE} {chain} numgen random mod 10000 < {n} counter name \"{counter}\" drop\n"
+            "add rule {TABLE} {chain} numgen random mod 10000 < {n} counter name \"{counter}\"{} drop\n",
+            log_statement(log)
         );
     }
     out
+}
+
+fn log_statement(group: Option<u16>) -> String {
+    group.map(|g| format!(" log group {g}")).unwrap_or_default()
 }
 
 /// Bits of the conntrack mark (in the receiving namespace) that follow a close for `final_ack`
@@ -117,6 +123,8 @@ pub struct DropRule<'a> {
     pub packet: DropPacket,
     pub first: Option<u32>,
     pub port: Option<u16>,
+    /// The NFLOG group dropped packets also go to, if any.
+    pub log: Option<u16>,
 }
 
 /// The chain, counter and jumps for one drop (the chain stays empty while inactive).
@@ -180,8 +188,9 @@ pub fn drop_rules(d: &DropRule, active: bool) -> String {
         .map(|n| format!(" numgen inc mod 1000000000 < {n}"))
         .unwrap_or_default();
     out += &format!(
-        "add rule {TABLE} {chain} {matches}{first} counter name \"{}\" drop\n",
-        d.counter
+        "add rule {TABLE} {chain} {matches}{first} counter name \"{}\"{} drop\n",
+        d.counter,
+        log_statement(d.log)
     );
     out
 }
@@ -199,6 +208,7 @@ mod tests {
             packet: DropPacket::FinalAck,
             first: None,
             port: None,
+            log: None,
         };
         let setup = drop_chain(&d);
         assert!(setup.contains("pre iifname \"to-client\" tcp flags & fin == fin ct mark & 0x1 == 0 ct mark set ct mark | 0x1"));
@@ -209,7 +219,8 @@ mod tests {
 
     #[test]
     fn loss_uses_hundredths_of_a_percent() {
-        assert!(loss_rules("l", "c", 5.0).contains("numgen random mod 10000 < 500"));
-        assert!(!loss_rules("l", "c", 0.0).contains("numgen"));
+        assert!(loss_rules("l", "c", 5.0, None).contains("numgen random mod 10000 < 500"));
+        assert!(!loss_rules("l", "c", 0.0, None).contains("numgen"));
+        assert!(loss_rules("l", "c", 5.0, Some(7)).contains("counter name \"c\" log group 7 drop"));
     }
 }

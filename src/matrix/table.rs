@@ -284,6 +284,7 @@ impl Matrix {
                         failures: vec![error.clone().unwrap_or_else(|| "no results".into())],
                         backend: None,
                         workloads: Vec::new(),
+                        picture: None,
                         seconds: c.seconds,
                     }],
                     seconds: c.seconds,
@@ -325,6 +326,7 @@ mod tests {
             },
             backend: backend.map(str::to_string),
             workloads: Vec::new(),
+            picture: None,
             seconds: 0.1,
         }
     }

@@ -4,9 +4,11 @@ mod conntrack;
 mod counters;
 mod gauges;
 mod kernel_log;
+mod nflog;
 mod packets;
 mod pcap;
 mod sockets;
+mod state_log;
 mod tcp_info;
 
 pub use crate::kernel::kernel_release;
@@ -15,9 +17,13 @@ pub use conntrack::{ConntrackError, ConntrackTable, read_stats as read_conntrack
 pub use counters::{CounterError, Counters};
 pub use gauges::{GaugeReading, NsGauges, slab_object_size};
 pub use kernel_log::{KernelLog, KernelLogError};
+pub use nflog::{DROP_LOG_GROUP, DropLog, DropLogError, DropLogSocket, LoggedDrop};
 pub use packets::{
     Capture, Direction, Frame, Packet, PacketOptions, PacketTap, PcapRecord, TapError, TapOptions,
-    Timestamps, read_pcap,
+    TapWatch, Timestamps, read_pcap,
 };
 pub use sockets::{SockDiag, SockDiagError, SocketRow};
+pub use state_log::{
+    MAX_TRACKED, StateChange, StateLog, StateLogError, StateLogSide, StateOutcome,
+};
 pub use tcp_info::TcpInfo;

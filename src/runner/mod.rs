@@ -2,7 +2,9 @@
 
 pub mod claims;
 pub mod doctor;
+pub mod html;
 pub mod junit;
+pub mod picture;
 mod pool;
 mod probe;
 pub mod progress;
@@ -16,7 +18,8 @@ pub use pool::{run_all, run_watched};
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::{headline, host_change_lines, render};
 pub use suite::{
-    Executed, SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, collect, execute,
-    execute_detailed, execute_full, execute_with, include_slow_from_env, recover_host,
+    Executed, SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, artifacts_dir, collect,
+    execute, execute_detailed, execute_full, execute_with, include_slow_from_env, recover_host,
+    with_pictures,
 };
 pub use trial::{TrialError, TrialReport, run_trial};

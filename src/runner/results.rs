@@ -30,6 +30,9 @@ pub struct TrialOutcome {
     /// Workloads with their series (`workload` steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<crate::scenario::workload::WorkloadRun>,
+    /// The trial drawn for the HTML report (`--html`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<Box<super::picture::Picture>>,
     pub seconds: f64,
 }
 
@@ -47,6 +50,7 @@ impl TrialOutcome {
             failures: facts.failures,
             backend: facts.backend,
             workloads: facts.workloads,
+            picture: facts.picture,
             seconds,
         }
     }

@@ -51,6 +51,9 @@ pub struct TrialFacts {
     /// The trial's workloads: totals and their series, interval by interval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<crate::scenario::workload::WorkloadRun>,
+    /// The trial drawn for the HTML report (only when the run records it: `--html`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<Box<super::picture::Picture>>,
 }
 
 /// Undo host-global changes left by a twlab that died (SIGKILL) before restoring them; say so.
@@ -141,11 +144,44 @@ pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
     out
 }
 
-/// Where failed cases leave their artefacts: `TWLAB_ARTIFACTS`, else `target/twlab`.
-fn artifacts_dir() -> PathBuf {
-    std::env::var_os("TWLAB_ARTIFACTS")
+/// Where failed cases leave their artefacts: `TWLAB_ARTIFACTS`, else `target/twlab`; as an
+/// absolute path, so that a report written elsewhere links to them.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("TWLAB_ARTIFACTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target").join("twlab"))
+        .unwrap_or_else(|| PathBuf::from("target").join("twlab"));
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// The same trials, each case set to be drawn (`Case::picture`): its links tapped and its
+/// connections' states followed, for the HTML report.
+pub fn with_pictures(trials: Vec<TrialSpec>) -> Vec<TrialSpec> {
+    let mut drawn: Vec<(*const Case, Arc<Case>)> = Vec::new();
+    trials
+        .into_iter()
+        .map(|t| match t.kind {
+            TrialKind::Run { case, family } => {
+                // The families of one case share one copy, as they shared the original.
+                let key = Arc::as_ptr(&case);
+                let copy = match drawn.iter().find(|(k, _)| *k == key) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = Arc::new(Case {
+                            picture: true,
+                            ..(*case).clone()
+                        });
+                        drawn.push((key, c.clone()));
+                        c
+                    }
+                };
+                TrialSpec {
+                    name: t.name,
+                    kind: TrialKind::Run { case: copy, family },
+                }
+            }
+            kind => TrialSpec { name: t.name, kind },
+        })
+        .collect()
 }
 
 /// A pcap per captured link of a failed trial, for Wireshark; returns the lines saying where.
@@ -288,6 +324,9 @@ fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, 
             .collect(),
         backend: report.backend.map(str::to_string),
         workloads: report.observations.workloads.clone(),
+        picture: case
+            .picture
+            .then(|| Box::new(super::picture::Picture::new(case, report))),
     };
     if report.passed() {
         (TrialResult::Passed(text), facts)

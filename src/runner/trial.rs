@@ -11,8 +11,9 @@ use crate::impair::conntrack;
 use crate::impair::{ImpairError, LinkImpairments, ResolvedBackend, netem_available};
 use crate::netns::{Lab, LabError, NetnsError, sysctl};
 use crate::observe::{
-    Capture, CounterError, Counters, KernelLog, KernelLogError, Packet, PacketTap, TapError,
-    read_conntrack_stats,
+    Capture, CounterError, Counters, DROP_LOG_GROUP, DropLog, DropLogSocket, KernelLog,
+    KernelLogError, LoggedDrop, Packet, PacketTap, SockDiag, StateLog, StateLogError, StateLogSide,
+    StateOutcome, TapError, read_conntrack_stats,
 };
 use crate::plan::{PlanError, PlanStep, compile};
 use crate::scenario::{Engine, EngineError, program_installed};
@@ -44,6 +45,8 @@ pub enum TrialError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     KernelLog(#[from] KernelLogError),
+    #[error(transparent)]
+    StateLog(#[from] StateLogError),
     #[error("failed to enable conntrack: {0}")]
     Conntrack(String),
     #[error("failed to change a host-global setting: {0}")]
@@ -85,6 +88,17 @@ pub struct TrialReport {
     pub captures: Vec<Capture>,
     /// The impairment backend the case ran with (`netem` or `substitute`), if it impairs links.
     pub backend: Option<&'static str>,
+    /// Per capture: how long its tap ran before the first step (its packets' `at` minus this
+    /// count from the first step).
+    pub capture_leads: Vec<Duration>,
+    /// Each followed connection's states, `at` counted from the first step (only for the
+    /// picture: `Case::picture`).
+    pub states: Option<StateOutcome>,
+    /// The packets the substitute's rules dropped, by the namespace that dropped them (on
+    /// arrival), `at` counted from the first step (only for the picture).
+    pub link_drops: Vec<(String, LoggedDrop)>,
+    /// Why dropped packets could not be logged, if they could not.
+    pub link_drops_unlogged: Option<String>,
 }
 
 impl TrialReport {
@@ -167,6 +181,9 @@ struct Prepared {
     impairments: Option<LinkImpairments>,
     taps: Vec<PacketTap>,
     wants_packets: bool,
+    state_log: Option<StateLog>,
+    drop_logs: Vec<(String, DropLog)>,
+    drop_logs_missing: Option<String>,
     kernel_log: Option<KernelLog>,
     conntrack_ns: Vec<String>,
     ct_before: BTreeMap<String, BTreeMap<String, u64>>,
@@ -182,6 +199,8 @@ struct Ran {
     captures: Vec<Capture>,
     /// Per capture: how long its tap ran before the first step.
     tap_leads: Vec<Duration>,
+    states: Option<StateOutcome>,
+    link_drops: Vec<(String, LoggedDrop)>,
     conn_tuples: BTreeMap<String, Vec<(std::net::SocketAddr, std::net::SocketAddr)>>,
     dropped: BTreeMap<String, u64>,
     impairment_log: Vec<String>,
@@ -243,6 +262,7 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         host_guard,
         host_changes,
         wants_packets,
+        drop_logs_missing,
         conntrack_ns: _,
         ct_before,
         before,
@@ -290,6 +310,10 @@ pub fn run_trial(case: &Case, family: Family) -> Result<TrialReport, TrialError>
         observations,
         captures: ran.captures,
         backend: backend.map(|(b, _)| b.name()),
+        capture_leads: ran.tap_leads,
+        states: ran.states,
+        link_drops: ran.link_drops,
+        link_drops_unlogged: drop_logs_missing,
     })
 }
 
@@ -370,9 +394,28 @@ fn prepare(
         HostLock::Exclusive(g) => g.changes(),
         _ => Vec::new(),
     };
+    let picture = case.picture && !case.has_workload();
+    // The substitute drops packets after the tap saw them arrive: for the picture, each drop
+    // rule also logs what it took to an NFLOG group read in every namespace.
+    let (mut drop_logs, mut drop_logs_missing) = (Vec::new(), None);
+    if picture && matches!(backend, Some((ResolvedBackend::Substitute, _))) {
+        for ns in lab.namespaces() {
+            match ns.run(DropLogSocket::open)?.and_then(DropLogSocket::start) {
+                Ok(log) => drop_logs.push((ns.name().to_string(), log)),
+                Err(e) => {
+                    drop_logs_missing = Some(e.to_string());
+                    drop_logs.clear();
+                    break;
+                }
+            }
+        }
+    }
     let impairments = match &backend {
         Some((b, why)) => {
             let mut imp = LinkImpairments::new(*b, why);
+            if !drop_logs.is_empty() {
+                imp.log_drops = Some(DROP_LOG_GROUP);
+            }
             for spec in &case.impair {
                 imp.apply(&lab, &case.topology, spec)?;
             }
@@ -388,7 +431,7 @@ fn prepare(
             .iter()
             .any(|e| matches!(e.check, Check::Packets { .. }));
     let mut taps = Vec::new();
-    if wants_packets {
+    if wants_packets || picture {
         for link in &case.topology.links {
             let ifname = link.ends[0].ifname.clone();
             taps.push(
@@ -397,6 +440,11 @@ fn prepare(
             );
         }
     }
+    let state_log = if picture {
+        Some(start_state_log(&lab, &case.topology, &taps)?)
+    } else {
+        None
+    };
     let wants_log = case
         .expectations
         .iter()
@@ -415,6 +463,9 @@ fn prepare(
         impairments,
         taps,
         wants_packets,
+        state_log,
+        drop_logs,
+        drop_logs_missing,
         kernel_log,
         conntrack_ns,
         ct_before,
@@ -469,6 +520,26 @@ fn run_steps(
                 .saturating_duration_since(t.clock_start())
         })
         .collect();
+    let state_log = p.state_log.take();
+    let state_lead = state_log.as_ref().map(|l| {
+        engine
+            .started_at()
+            .saturating_duration_since(l.clock_start())
+    });
+    let states = state_log.map(StateLog::stop).transpose();
+    let link_drops: Vec<(String, LoggedDrop)> = std::mem::take(&mut p.drop_logs)
+        .into_iter()
+        .flat_map(|(ns, log)| {
+            let lead = engine
+                .started_at()
+                .saturating_duration_since(log.clock_start());
+            log.stop().into_iter().map(move |mut d| {
+                d.at = d.at.saturating_sub(lead);
+                d.packet.at = d.at;
+                (ns.clone(), d)
+            })
+        })
+        .collect();
     let captures: Vec<Capture> = std::mem::take(&mut engine.taps)
         .into_iter()
         .map(PacketTap::stop)
@@ -480,6 +551,13 @@ fn run_steps(
     let impairment_log = impairments.map(LinkImpairments::finish).unwrap_or_default();
     ran?;
     let dropped = dropped?;
+    let states = states?.map(|mut s| {
+        let lead = state_lead.unwrap_or_default();
+        for c in &mut s.changes {
+            c.at = c.at.saturating_sub(lead);
+        }
+        s
+    });
     let end = engine.sample("end")?;
     let after = read_counters(&p.lab)?;
     let ct_after = conntrack_stats(&p.lab, &p.conntrack_ns)?;
@@ -499,6 +577,8 @@ fn run_steps(
         workloads: std::mem::take(&mut engine.workloads),
         captures,
         tap_leads,
+        states,
+        link_drops,
         conn_tuples: std::mem::take(&mut engine.conn_tuples),
         dropped,
         impairment_log,
@@ -507,6 +587,43 @@ fn run_steps(
         kernel_log,
         run,
     })
+}
+
+/// The poller that follows each tapped connection's state in every namespace (each
+/// namespace's sock_diag socket opened on its own thread), for the picture.
+fn start_state_log(
+    lab: &Lab,
+    topology: &crate::topology::Topology,
+    taps: &[PacketTap],
+) -> Result<StateLog, TrialError> {
+    let mut sides = Vec::new();
+    for ns in lab.namespaces() {
+        let name = ns.name().to_string();
+        let mut addrs: Vec<IpAddr> = topology
+            .links
+            .iter()
+            .flat_map(|l| l.ends.iter())
+            .filter(|e| e.ns == name)
+            .flat_map(|e| [IpAddr::V4(e.ipv4.0), IpAddr::V6(e.ipv6.0)])
+            .collect();
+        addrs.extend(
+            topology
+                .loopback
+                .iter()
+                .filter(|(n, _, _)| *n == name)
+                .flat_map(|(_, v4, v6)| [IpAddr::V4(v4.0), IpAddr::V6(v6.0)]),
+        );
+        let diag = ns.run(SockDiag::open)?.map_err(StateLogError::from)?;
+        sides.push(StateLogSide {
+            ns: name,
+            diag,
+            addrs,
+        });
+    }
+    Ok(StateLog::start(
+        sides,
+        taps.iter().map(PacketTap::watch).collect(),
+    )?)
 }
 
 /// The end of a case, in this order: the namespaces go first (with their sockets, links and

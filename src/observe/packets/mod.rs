@@ -9,4 +9,4 @@ mod tests;
 
 pub use capture::{Capture, PcapRecord, read_pcap};
 pub use packet::{Packet, PacketOptions, Timestamps};
-pub use tap::{Direction, Frame, PacketTap, TapError, TapOptions};
+pub use tap::{Direction, Frame, PacketTap, TapError, TapOptions, TapWatch};

@@ -231,6 +231,14 @@ impl PacketTap {
         self.start
     }
 
+    /// A handle that reads this tap's packets while it runs, from another thread.
+    pub fn watch(&self) -> TapWatch {
+        TapWatch {
+            state: self.state.clone(),
+            start: self.start,
+        }
+    }
+
     /// The TCP packets seen so far.
     pub fn packets(&self) -> Vec<Packet> {
         lock(&self.state).packets.clone()
@@ -290,6 +298,28 @@ impl PacketTap {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Reads a running tap's packets from another thread (the state log's poller), without
+/// stopping it; the tap's reader keeps them.
+#[derive(Clone)]
+pub struct TapWatch {
+    state: Arc<Mutex<State>>,
+    start: Instant,
+}
+
+impl TapWatch {
+    /// The packets seen after the first `from`, and the count seen so far.
+    pub fn since(&self, from: usize) -> (Vec<Packet>, usize) {
+        let st = lock(&self.state);
+        let n = st.packets.len();
+        (st.packets.get(from..).unwrap_or_default().to_vec(), n)
+    }
+
+    /// The instant the packets' `at` counts from.
+    pub fn clock_start(&self) -> Instant {
+        self.start
     }
 }
 

@@ -26,6 +26,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ab >/dev/null || missing+=(apache2-utils)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+# Headless Chromium: tests/html_report.rs opens the HTML report in a real browser.
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ "$matrix" = 1 ]; then
   command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)

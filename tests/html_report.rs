@@ -18,6 +18,7 @@ use twlab::spawn::Command;
 tests_main!(harness::Needs::Probe(browser_and_namespaces) => [
     the_ladder_draws_every_captured_segment_and_each_drop,
     a_script_error_is_caught,
+    a_tapped_trial_judges_as_an_untapped_one,
 ]);
 
 fn chromium() -> Option<PathBuf> {
@@ -186,4 +187,31 @@ fn a_script_error_is_caught() {
         body_tag(&dom).contains("data-script-error"),
         "a segment on a link and connection that do not exist must fail the script"
     );
+}
+
+/// Recording a picture taps every link; the tap must not change what the kernel does. A
+/// linger-0 abort mid-upload counts the bytes that reached the peer's receive queue, which
+/// depends on how TCP packs it: with a tap that queued clones of every frame (recvmsg), TCP
+/// could not coalesce the shared segments and delivered 119288 bytes instead of 127480, so
+/// these trials failed only with `--html`. The ring tap lets go of each frame in the softirq.
+fn a_tapped_trial_judges_as_an_untapped_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let files = [
+        root.join("claims/linger-zero-discards-unsent-data.yaml"),
+        root.join("patterns/goodbye-then-abort.yaml"),
+    ];
+    let trials = with_pictures(collect(&files));
+    let runs = run_all(&trials, 2, false, |_, _, _| {});
+    for (t, (e, _)) in trials.iter().zip(&runs) {
+        let tapped = e
+            .facts
+            .picture
+            .as_ref()
+            .and_then(|p| p.ladder.as_ref())
+            .is_some_and(|l| !l.segments.is_empty());
+        assert!(tapped, "{}: the picture recorded no segment", t.name);
+        if let twlab::runner::TrialResult::Failed(report) = &e.result {
+            panic!("{} failed with the tap on:\n{report}", t.name);
+        }
+    }
 }

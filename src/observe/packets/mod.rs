@@ -1,8 +1,9 @@
 //! The packet tap: AF_PACKET capture on one interface of a namespace (`tap`), the segments it
-//! classifies (`packet`), and what one tap saw (`capture`).
+//! classifies (`packet`), what one tap saw (`capture`), and the mapped ring it reads (`ring`).
 
 mod capture;
 mod packet;
+mod ring;
 mod tap;
 #[cfg(test)]
 mod tests;

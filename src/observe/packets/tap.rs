@@ -5,13 +5,13 @@
 //!
 //! The socket belongs to the namespace it was created in, so [`PacketTap::start`] must run on
 //! that namespace's thread (inside `Namespace::run`). A plain thread then reads frames until
-//! [`PacketTap::stop`]. Timestamps come from the kernel (SO_TIMESTAMPNS), taken when the frame
-//! passed the tap point.
+//! [`PacketTap::stop`]. Frames arrive through a mapped ring (`ring.rs`: the kernel copies
+//! each frame's headers and lets go of the packet at once, so the tap changes nothing TCP
+//! does). Timestamps come from the kernel, taken when the frame passed the tap point.
 //!
 //! veth may hand the tap GSO super-packets (one frame carrying several MSS of data): they are
 //! recorded as seen, one `Packet` with the whole payload length.
 
-use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,24 +21,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, LinkAddr, MsgFlags, SockFlag, SockType, recvmsg,
-    setsockopt, socket, sockopt,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, getsockopt, socket, sockopt};
 
 use super::capture::Capture;
 use super::packet::Packet;
+use super::ring::Ring;
 
 /// Frames kept by default; later ones are counted as truncated.
 pub const DEFAULT_MAX_FRAMES: usize = 200_000;
 /// Bytes of each frame kept for the pcap by default: every header of a TCP/IP frame fits.
 pub const DEFAULT_SNAPLEN: usize = 256;
 
-/// Bytes read per frame: more than a veth GSO super-packet (64 KiB) and the BIG TCP sizes; a
-/// longer frame is still classified from its headers and its length is known (MSG_TRUNC).
-const RECV_BUF: usize = 256 * 1024;
-/// Socket receive buffer asked for, so that a burst is not dropped while the reader sleeps.
-const SOCKET_RCVBUF: usize = 8 * 1024 * 1024;
 /// How long the reader sleeps in poll before it looks at the stop flag.
 const POLL_MS: u8 = 20;
 /// How long stop() lets the reader drain what is already queued.
@@ -71,7 +64,8 @@ pub struct Frame {
 pub struct TapOptions {
     /// Frames kept at most; the rest are counted in `Capture::truncated`.
     pub max_frames: usize,
-    /// Bytes of each frame kept for the pcap (classification always sees the whole frame).
+    /// Bytes of each frame kept for the pcap (classification sees the ring slot's copy, 446
+    /// bytes: every header).
     pub snaplen: usize,
 }
 
@@ -118,7 +112,7 @@ struct State {
     packets: Vec<Packet>,
     truncated: u64,
     kernel_drops: u64,
-    /// Times the interface went down under the tap (ENETDOWN from recvmsg).
+    /// Times the interface went down under the tap (ENETDOWN as the socket's error).
     netdown: u64,
     error: Option<String>,
 }
@@ -164,17 +158,12 @@ impl PacketTap {
             ifname: name(),
             errno,
         })?;
-        let set_err = |option: &'static str| {
-            move |errno| TapError::SetOption {
-                ifname: ifname.to_string(),
-                option,
-                errno,
-            }
-        };
-        if setsockopt(&fd, sockopt::RcvBufForce, &SOCKET_RCVBUF).is_err() {
-            setsockopt(&fd, sockopt::RcvBuf, &SOCKET_RCVBUF).map_err(set_err("SO_RCVBUF"))?;
-        }
-        setsockopt(&fd, sockopt::ReceiveTimestampns, &true).map_err(set_err("SO_TIMESTAMPNS"))?;
+        // The ring before bind: from bind on, every frame goes to it.
+        let ring = Ring::map(&fd).map_err(|(option, errno)| TapError::SetOption {
+            ifname: name(),
+            option,
+            errno,
+        })?;
         bind_ll(&fd, ifindex).map_err(|errno| TapError::Bind {
             ifname: name(),
             ifindex,
@@ -195,6 +184,7 @@ impl PacketTap {
             });
         let reader = Reader {
             fd,
+            ring,
             options,
             started,
             start,
@@ -372,6 +362,7 @@ fn kernel_drops(fd: &OwnedFd) -> Option<u64> {
 
 struct Reader {
     fd: OwnedFd,
+    ring: Ring,
     options: TapOptions,
     started: SystemTime,
     start: Instant,
@@ -382,16 +373,8 @@ struct Reader {
     drained: Arc<AtomicU64>,
 }
 
-enum Recv {
-    Frame,
-    Empty,
-    Failed(Errno),
-}
-
 impl Reader {
-    fn run(self) {
-        let mut buf = vec![0u8; RECV_BUF];
-        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    fn run(mut self) {
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
             if !stopping {
@@ -402,31 +385,21 @@ impl Reader {
                         continue;
                     }
                     Err(Errno::EINTR) => continue,
-                    Ok(_) => {}
+                    Ok(_) => {
+                        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+                        if revents.contains(PollFlags::POLLERR) && !self.take_error() {
+                            break;
+                        }
+                    }
                     Err(e) => {
                         self.fail(format!("poll failed: {e}"));
                         break;
                     }
                 }
             }
-            // Read everything queued; when stopping, for at most DRAIN_LIMIT.
+            // Read everything the ring holds; when stopping, for at most DRAIN_LIMIT.
             let drain_until = Instant::now() + DRAIN_LIMIT;
-            let mut failed = false;
-            loop {
-                match self.recv_one(&mut buf, &mut cmsg) {
-                    Recv::Frame => {}
-                    Recv::Empty => {
-                        self.drained.fetch_add(1, Ordering::AcqRel);
-                        break;
-                    }
-                    Recv::Failed(Errno::EINTR) => {}
-                    Recv::Failed(Errno::ENETDOWN) => lock(&self.state).netdown += 1,
-                    Recv::Failed(e) => {
-                        self.fail(format!("recvmsg failed: {e}"));
-                        failed = true;
-                        break;
-                    }
-                }
+            while self.read_one() {
                 if stopping && Instant::now() >= drain_until {
                     break;
                 }
@@ -434,7 +407,8 @@ impl Reader {
                     break; // the next turn drains, bounded
                 }
             }
-            if stopping || failed {
+            self.drained.fetch_add(1, Ordering::AcqRel);
+            if stopping {
                 break;
             }
         }
@@ -447,59 +421,56 @@ impl Reader {
         lock(&self.state).error.get_or_insert(msg);
     }
 
-    fn recv_one(&self, buf: &mut [u8], cmsg: &mut [u8]) -> Recv {
-        let (len, pkttype, hatype, stamp) = {
-            let mut iov = [IoSliceMut::new(buf)];
-            let msg = match recvmsg::<LinkAddr>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(cmsg),
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-            ) {
-                Ok(m) => m,
-                Err(Errno::EAGAIN) => return Recv::Empty,
-                Err(e) => return Recv::Failed(e),
-            };
-            let stamp = msg.cmsgs().ok().and_then(|mut it| {
-                it.find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => Some(Duration::new(
-                        u64::try_from(ts.tv_sec()).ok()?,
-                        u32::try_from(ts.tv_nsec()).ok()?,
-                    )),
-                    _ => None,
-                })
-            });
-            let (pkttype, hatype) = msg
-                .address
-                .map(|a| (a.pkttype(), a.hatype()))
-                .unwrap_or((0, 0));
-            (msg.bytes, pkttype, hatype, stamp)
+    /// The socket's pending error, cleared (SO_ERROR). The interface going down under the tap
+    /// (ENETDOWN) is counted and the tap goes on; any other error ends it. Returns whether
+    /// to go on.
+    fn take_error(&self) -> bool {
+        match getsockopt(&self.fd, sockopt::SocketError) {
+            Ok(0) => true,
+            Ok(e) if e == libc::ENETDOWN => {
+                lock(&self.state).netdown += 1;
+                true
+            }
+            Ok(e) => {
+                self.fail(format!("socket error: {}", Errno::from_raw(e)));
+                false
+            }
+            Err(e) => {
+                self.fail(format!("getsockopt(SO_ERROR) failed: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Takes the next frame out of the ring, if the kernel has filled it.
+    fn read_one(&mut self) -> bool {
+        let Some(f) = self.ring.next() else {
+            return false;
         };
         // On loopback every frame shows up twice, as sent and as received: keep one.
-        if hatype == ARPHRD_LOOPBACK && pkttype == PACKET_OUTGOING {
-            return Recv::Frame;
-        }
-        let at = self.timestamp(stamp);
-        let data = &buf[..len.min(buf.len())];
-        let packet = Packet::from_ethernet(data, len, at);
-        let frame = Frame {
-            at,
-            direction: if pkttype == PACKET_OUTGOING {
-                Direction::Out
+        if !(f.hatype == ARPHRD_LOOPBACK && f.pkttype == PACKET_OUTGOING) {
+            let at = self.timestamp(Some(f.stamp));
+            let packet = Packet::from_ethernet(f.data, f.wire_len, at);
+            let frame = Frame {
+                at,
+                direction: if f.pkttype == PACKET_OUTGOING {
+                    Direction::Out
+                } else {
+                    Direction::In
+                },
+                wire_len: f.wire_len,
+                data: f.data[..f.data.len().min(self.options.snaplen)].to_vec(),
+            };
+            let mut st = lock(&self.state);
+            if st.frames.len() >= self.options.max_frames {
+                st.truncated += 1;
             } else {
-                Direction::In
-            },
-            wire_len: len,
-            data: data[..data.len().min(self.options.snaplen)].to_vec(),
-        };
-        let mut st = lock(&self.state);
-        if st.frames.len() >= self.options.max_frames {
-            st.truncated += 1;
-        } else {
-            st.frames.push(frame);
-            st.packets.extend(packet);
+                st.frames.push(frame);
+                st.packets.extend(packet);
+            }
         }
-        Recv::Frame
+        self.ring.release();
+        true
     }
 
     /// The kernel's timestamp relative to the start, unless it is missing or implausible (a

@@ -308,10 +308,19 @@ impl Driver<'_> {
                 }
                 self.flush_pending(now);
             }
+            // The clients' last closes are not the end: the server side must still accept
+            // what they left in the queue and read their FINs, or its sockets stay open
+            // (CLOSE_WAIT, kept to the case's end) and hold the clients in FIN_WAIT2 instead
+            // of TIME_WAIT: the end sample then missed a connection now and then.
             if let Some(at) = stopped_at
-                && (self.clients.len == 0 || now >= at + drain)
+                && ((self.clients.len == 0 && self.servers.len == 0) || now >= at + drain)
             {
                 break;
+            }
+            if stopped_at.is_some() && self.clients.len == 0 {
+                for l in 0..self.listeners.len() {
+                    self.accept(l, now);
+                }
             }
             let timeout = self.timeout(now, stopped_at.is_some(), rate, duration, concurrency);
             // When connections complete inside their syscalls (a closed loop over veth) and the

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
-use twlab::runner::progress::Progress;
-use twlab::runner::results::{RunResults, TrialOutcome};
+use twlab::runner::progress::with_progress;
+use twlab::runner::results::RunResults;
 use twlab::runner::rollout;
 use twlab::runner::{
     TrialKind, TrialResult, artifacts_dir, claims, collect, doctor, headline, host_change_lines,
-    html, include_slow_from_env, junit, recover_host, run_watched, with_pictures,
+    html, include_slow_from_env, junit, recover_host, run_observed, with_pictures,
 };
 
 #[derive(Parser)]
@@ -66,6 +66,10 @@ enum Command {
         include_slow: bool,
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+        /// Also write an HTML report to this file: every claim trial as `twlab run --html`
+        /// draws it (its expectations, the ladder of its packets, its states).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Run the same cases on the host kernel and on other kernels booted under QEMU, and print
     /// a case × kernel table (exit 1 if any kernel failed a case or produced no results).
@@ -158,6 +162,11 @@ enum Command {
         include_slow: bool,
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+        /// Also write an HTML report to this file: every subject with the defaults and with
+        /// the profile side by side (a grid of two columns), each drawn as `twlab run --html`
+        /// draws a trial; claims get their packet ladders, workloads their series.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
@@ -271,6 +280,7 @@ fn main() -> ExitCode {
             json,
             include_slow,
             jobs,
+            html,
         } => {
             for message in recover_host() {
                 eprintln!("{message}");
@@ -286,8 +296,10 @@ fn main() -> ExitCode {
                 jobs,
                 include_slow: include_slow || include_slow_from_env(),
                 ablation_limit,
+                pictures: html.is_some(),
             };
-            let report = match rollout::rollout(&opts) {
+            let done = with_progress(|p| rollout::rollout_watched(&opts, p));
+            let (report, runs) = match done {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!(
@@ -307,6 +319,26 @@ fn main() -> ExitCode {
                 eprintln!("twlab rollout: failed to write {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
+            if let (Some(path), Some(runs)) = (html, runs) {
+                let sides = [
+                    html::Section {
+                        kernel: format!("{} defaults", report.release),
+                        results: &runs.defaults,
+                        link: None,
+                    },
+                    html::Section {
+                        kernel: format!("{} profile", report.release),
+                        results: &runs.profile,
+                        link: None,
+                    },
+                ];
+                let title = format!("twlab rollout {}", report.profiles.join(" "));
+                let page = html::render(&title, &sides, &artifacts_dir().display().to_string());
+                if let Err(e) = std::fs::write(&path, page) {
+                    eprintln!("twlab rollout: failed to write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             let gate = fail_on.map(|f| match f {
                 FailOnArg::Changed => rollout::FailOn::Changed,
                 FailOnArg::Worse => rollout::FailOn::Worse,
@@ -324,12 +356,32 @@ fn main() -> ExitCode {
             format,
             include_slow,
             jobs,
+            html,
         } => {
             for message in recover_host() {
                 eprintln!("{message}");
             }
-            let trials = collect(&paths_or_default(paths));
-            let report = claims::run_claims(&trials, jobs, include_slow || include_slow_from_env());
+            let paths = paths_or_default(paths);
+            let mut trials = collect(&paths);
+            if html.is_some() {
+                trials = with_pictures(trials);
+            }
+            let slow = include_slow || include_slow_from_env();
+            let (report, results) =
+                with_progress(|p| claims::run_claims_watched(&trials, jobs, slow, p));
+            if let Some(path) = html {
+                let section = html::Section {
+                    kernel: results.kernel.clone(),
+                    results: &results,
+                    link: None,
+                };
+                let title = format!("twlab claims {}", paths_text(&paths));
+                let page = html::render(&title, &[section], &artifacts_dir().display().to_string());
+                if let Err(e) = std::fs::write(&path, page) {
+                    eprintln!("twlab claims: failed to write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             match format {
                 ClaimsFormat::Md => print!("{}", report.markdown()),
                 ClaimsFormat::Json => println!("{}", report.json()),
@@ -435,40 +487,11 @@ fn run(
         trials = with_pictures(trials);
     }
     let started = std::time::Instant::now();
-    let progress = Progress::new(trials.len());
-    let finished = std::sync::atomic::AtomicBool::new(false);
-    let runs = std::thread::scope(|s| {
-        // Elapsed times on the status line move even while no trial starts or ends.
-        s.spawn(|| {
-            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                progress.tick();
-            }
-        });
-        let runs = run_watched(
-            &trials,
-            jobs,
-            include_slow,
-            |t| progress.started(&t.name),
-            |t, e, _| {
-                let tag = match &e.result {
-                    TrialResult::Passed(_) => "pass",
-                    TrialResult::Failed(_) => "FAIL",
-                    TrialResult::Ignored(_) => "skip",
-                };
-                progress.finished(&t.name, tag);
-            },
-        );
-        finished.store(true, std::sync::atomic::Ordering::Relaxed);
-        runs
-    });
-    progress.clear();
-    let outcomes: Vec<TrialOutcome> = trials
-        .iter()
-        .zip(&runs)
-        .map(|(t, (e, seconds))| TrialOutcome::new(&t.name, &e.result, e.facts.clone(), *seconds))
-        .collect();
-    let all = RunResults::new(outcomes, started.elapsed().as_secs_f64());
+    let runs = with_progress(|p| run_observed(&trials, jobs, include_slow, p));
+    let all = RunResults::of_runs(
+        trials.iter().map(|t| t.name.as_str()).zip(&runs),
+        started.elapsed().as_secs_f64(),
+    );
     let mut files = Vec::new();
     if let Some(path) = outputs.json {
         files.push((

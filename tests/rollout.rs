@@ -42,6 +42,7 @@ fn against(profile: &str, cases: &[&str]) -> RolloutReport {
         jobs: 4,
         include_slow: false,
         ablation_limit: 12,
+        pictures: false,
     })
     .expect("rollout runs")
 }
@@ -161,6 +162,7 @@ fn keys_of(profiles: &[std::path::PathBuf]) -> RolloutReport {
         jobs: 1,
         include_slow: false,
         ablation_limit: 0,
+        pictures: false,
     })
     .expect("rollout runs")
 }

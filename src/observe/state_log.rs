@@ -184,7 +184,19 @@ fn poll(
                 .lookup(local, remote)?
                 .filter(|row| row.remote == remote)
                 .map(|row| row.state);
-            if f.last != Some(state) {
+            // The last round says what each socket is in at the end even when it did not
+            // change: a reconnect on the same 4-tuple may have passed between two polls
+            // unseen (TIME_WAIT, then TIME_WAIT again), and the end state belongs to the
+            // last connection, not to the one before.
+            if last_round && state.is_some() && f.last == Some(state) {
+                out.changes.push(StateChange {
+                    at: start.elapsed(),
+                    ns: sides[s].ns.clone(),
+                    local,
+                    remote,
+                    state,
+                });
+            } else if f.last != Some(state) {
                 // A socket never seen is not a change; one that was there and is not is.
                 if f.last.is_some() || state.is_some() {
                     out.changes.push(StateChange {

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::case::{ClaimSpec, Verdict};
 use crate::observe::kernel_release;
 
-use super::pool::run_all;
+use super::pool::{Quiet, Watch, run_observed};
+use super::results::RunResults;
 use super::suite::{Executed, SLOW_REASON, TrialKind, TrialResult, TrialSpec};
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,12 +133,27 @@ pub fn claim_row(spec: &TrialSpec, claim: &ClaimSpec, run: &Executed) -> ClaimRo
 
 /// Runs the claim trials among `trials` in the suite's pool, by the suite's rules.
 pub fn run_claims(trials: &[TrialSpec], jobs: usize, include_slow: bool) -> ClaimsReport {
+    run_claims_watched(trials, jobs, include_slow, &Quiet).0
+}
+
+/// `run_claims`, watched, with each claim trial's results too (for `--html`, `--json`).
+pub fn run_claims_watched(
+    trials: &[TrialSpec],
+    jobs: usize,
+    include_slow: bool,
+    watch: &dyn Watch,
+) -> (ClaimsReport, RunResults) {
+    let began = std::time::Instant::now();
     // A file that does not load may be a claim: it is a row, so it cannot vanish from the table.
     let claims: Vec<&TrialSpec> = trials
         .iter()
         .filter(|t| claim_of(t).is_some() || matches!(t.kind, TrialKind::Broken(_)))
         .collect();
-    let runs = run_all(&claims, jobs, include_slow, |_, _, _| {});
+    let runs = run_observed(&claims, jobs, include_slow, watch);
+    let results = RunResults::of_runs(
+        claims.iter().map(|t| t.name.as_str()).zip(&runs),
+        began.elapsed().as_secs_f64(),
+    );
     let rows = claims
         .iter()
         .zip(runs.iter())
@@ -164,10 +180,11 @@ pub fn run_claims(trials: &[TrialSpec], jobs: usize, include_slow: bool) -> Clai
             },
         })
         .collect();
-    ClaimsReport {
+    let report = ClaimsReport {
         kernel: kernel_release(),
         rows,
-    }
+    };
+    (report, results)
 }
 
 /// A Markdown table cell: a pipe escaped as `\|` (GFM), newlines folded.

@@ -14,7 +14,7 @@ pub mod rollout;
 mod suite;
 mod trial;
 
-pub use pool::{run_all, run_watched};
+pub use pool::{Quiet, Watch, run_all, run_observed, run_watched};
 pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::{headline, host_change_lines, render};
 pub use suite::{

@@ -267,6 +267,14 @@ impl Connections {
         (conn, p.seq.wrapping_sub(own), ack)
     }
 
+    /// When the next connection on `conn`'s 4-tuple and link (a reconnect) began, if one did.
+    fn next_start(&self, conn: usize) -> Option<i64> {
+        self.by_pair.values().find_map(|v| {
+            let i = v.iter().position(|c| *c == conn)?;
+            v.get(i + 1).map(|n| self.first_at[*n])
+        })
+    }
+
     /// The connection on this pair, on one of `links`, that was the latest to start by `at_us`.
     fn find(
         &self,
@@ -446,17 +454,26 @@ fn state_spans(
         else {
             continue;
         };
-        if let Some(mut span) = open.remove(&(lane, c.local, c.remote)) {
+        let key = (lane, c.local, c.remote);
+        let state = c.state.map(|s| s.name().to_string());
+        // The same state seen again on the same connection (the log's end round) goes on.
+        if open
+            .get(&key)
+            .is_some_and(|o| o.conn == conn && Some(&o.state) == state.as_ref())
+        {
+            continue;
+        }
+        if let Some(mut span) = open.remove(&key) {
             span.to_us = Some(at);
             out.push(span);
         }
-        if let Some(state) = c.state {
+        if let Some(state) = state {
             open.insert(
-                (lane, c.local, c.remote),
+                key,
                 StateSpan {
                     lane,
                     conn,
-                    state: state.name().to_string(),
+                    state,
                     from_us: at,
                     to_us: None,
                 },
@@ -464,6 +481,14 @@ fn state_spans(
         }
     }
     out.extend(open.into_values());
+    // A socket's state ends where a reconnect on its 4-tuple began: between two polls the
+    // old socket was replaced, and the run must not reach across the new one's segments.
+    for span in &mut out {
+        if let Some(next) = conns.next_start(span.conn) {
+            let end = span.to_us.map_or(next, |t| t.min(next));
+            span.to_us = Some(end.max(span.from_us));
+        }
+    }
     out.sort_by_key(|s| (s.lane, s.conn, s.from_us));
     out
 }

@@ -21,6 +21,36 @@ pub fn run_all<T: Borrow<TrialSpec> + Sync>(
     run_watched(trials, jobs, include_slow, |_| {}, done)
 }
 
+/// Who watches a run go by (live progress): told how many trials a batch adds, and when
+/// each starts and ends. A rollout runs several batches through one watch.
+pub trait Watch: Sync {
+    fn planned(&self, _trials: usize) {}
+    fn started(&self, _trial: &TrialSpec) {}
+    fn finished(&self, _trial: &TrialSpec, _run: &Executed) {}
+}
+
+/// Nobody watches.
+pub struct Quiet;
+
+impl Watch for Quiet {}
+
+/// `run_all`, with `watch` told of the batch and of each trial as it starts and ends.
+pub fn run_observed<T: Borrow<TrialSpec> + Sync>(
+    trials: &[T],
+    jobs: usize,
+    include_slow: bool,
+    watch: &dyn Watch,
+) -> Vec<(Executed, f64)> {
+    watch.planned(trials.len());
+    run_watched(
+        trials,
+        jobs,
+        include_slow,
+        |t| watch.started(t),
+        |t, e, _| watch.finished(t, e),
+    )
+}
+
 /// `run_all`, also told when each trial starts (for live progress).
 pub fn run_watched<T: Borrow<TrialSpec> + Sync>(
     trials: &[T],

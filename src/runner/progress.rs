@@ -5,10 +5,15 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::pool::Watch;
+use super::suite::{Executed, TrialResult, TrialSpec};
+
 pub struct Progress {
-    total: usize,
+    /// Trials planned so far (a rollout adds its one-key-out runs after its first batch).
+    total: AtomicUsize,
     tty: bool,
     state: Mutex<State>,
 }
@@ -57,7 +62,7 @@ impl Progress {
     /// Progress of `total` trials, live when stderr is a terminal.
     pub fn new(total: usize) -> Progress {
         Progress {
-            total,
+            total: AtomicUsize::new(total),
             tty: std::io::stderr().is_terminal(),
             state: Mutex::new(State::default()),
         }
@@ -90,8 +95,9 @@ impl Progress {
             }
             let _ = write!(err, "\r\x1b[2K{}", self.line(&st));
         } else {
-            let digits = self.total.to_string().len();
-            let _ = writeln!(err, "  {tag}  [{:>digits$}/{}] {name}", st.done, self.total);
+            let total = self.total.load(Ordering::Relaxed);
+            let digits = total.to_string().len();
+            let _ = writeln!(err, "  {tag}  [{:>digits$}/{total}] {name}", st.done);
         }
         let _ = err.flush();
     }
@@ -127,7 +133,51 @@ impl Progress {
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(120);
-        status_line(st.done, self.total, st.failed, &running, width)
+        let total = self.total.load(Ordering::Relaxed);
+        status_line(st.done, total, st.failed, &running, width)
+    }
+}
+
+/// Runs `work` with a live progress line (counting the trials its batches plan), redrawn on
+/// a tick so that elapsed times move while no trial starts or ends, and cleared at the end.
+pub fn with_progress<R>(work: impl FnOnce(&Progress) -> R) -> R {
+    let progress = Progress::new(0);
+    let finished = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+                progress.tick();
+            }
+        });
+        let out = work(&progress);
+        finished.store(true, Ordering::Relaxed);
+        out
+    });
+    progress.clear();
+    out
+}
+
+/// The tag of a finished trial.
+pub fn tag(result: &TrialResult) -> &'static str {
+    match result {
+        TrialResult::Passed(_) => "pass",
+        TrialResult::Failed(_) => "FAIL",
+        TrialResult::Ignored(_) => "skip",
+    }
+}
+
+impl Watch for Progress {
+    fn planned(&self, trials: usize) {
+        self.total.fetch_add(trials, Ordering::Relaxed);
+    }
+
+    fn started(&self, trial: &TrialSpec) {
+        Progress::started(self, &trial.name);
+    }
+
+    fn finished(&self, trial: &TrialSpec, run: &Executed) {
+        Progress::finished(self, &trial.name, tag(&run.result));
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::suite::{TrialFacts, TrialResult};
+use super::suite::{Executed, TrialFacts, TrialResult};
 use crate::observe::kernel_release;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +73,18 @@ impl RunResults {
             trials,
             seconds,
         }
+    }
+
+    /// The results of trials as the pool ran them: each trial's name with its run.
+    pub fn of_runs<'a>(
+        runs: impl IntoIterator<Item = (&'a str, &'a (Executed, f64))>,
+        seconds: f64,
+    ) -> Self {
+        let outcomes = runs
+            .into_iter()
+            .map(|(name, (e, s))| TrialOutcome::new(name, &e.result, e.facts.clone(), *s))
+            .collect();
+        RunResults::new(outcomes, seconds)
     }
 
     pub fn failed(&self) -> usize {

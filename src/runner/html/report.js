@@ -11,9 +11,12 @@
   const data = JSON.parse(document.getElementById("twlab-data").textContent);
   const app = document.getElementById("app");
   // #open-all draws every trial (what a headless check asks for); #trial=NAME shows that one
-  // trial alone, open (a link to one case's picture).
+  // trial alone, open (a link to one case's picture); #trial=NAME&conn=N (or conn=last) also
+  // picks the ladder's N-th connection, as numbered in its menu.
   const openAll = location.hash === "#open-all";
-  const only = location.hash.startsWith("#trial=") ? decodeURIComponent(location.hash.slice(7)) : null;
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const only = fragment.has("trial") ? fragment.get("trial") : null;
+  const wantConn = fragment.get("conn");
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -269,6 +272,10 @@
             " (" + counts[i] + ")" }));
       });
       controls.append(el("label", {}, "show ", select));
+      if (wantConn !== null) {
+        const n = wantConn === "last" ? ladder.connections.length : Number(wantConn);
+        if (n >= 1 && n <= ladder.connections.length) select.value = String(n - 1);
+      }
     }
     wrap.append(controls);
     const holder = el("div", { class: "ladder-wrap" });

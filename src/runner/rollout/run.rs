@@ -9,9 +9,10 @@ use crate::netns::NetnsError;
 use crate::profile::{Profile, parse_file};
 use crate::vocab::SourceError;
 
-use super::super::suite::collect;
+use super::super::pool::{Quiet, Watch};
+use super::super::suite::{collect, with_pictures};
 use super::keys::{FROM_HOST, KeyReport, Overridden, classify, overridden, profile_from_host};
-use super::workloads::{RunOptions, SubjectKind, SubjectReport, run_subjects};
+use super::workloads::{RunOptions, SubjectKind, SubjectReport, SubjectRuns, run_subjects};
 
 /// What `--fail-on` gates on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct RolloutOptions {
     pub jobs: usize,
     pub include_slow: bool,
     pub ablation_limit: usize,
+    /// Draw each claim run (its links tapped, its states followed) for `--html`.
+    pub pictures: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +70,15 @@ impl RolloutReport {
 }
 
 pub fn rollout(opts: &RolloutOptions) -> Result<RolloutReport, NetnsError> {
+    rollout_watched(opts, &Quiet).map(|(report, _)| report)
+}
+
+/// `rollout`, watched, with the subjects' runs on both sides (none with `keys_only`).
+pub fn rollout_watched(
+    opts: &RolloutOptions,
+    watch: &dyn Watch,
+) -> Result<(RolloutReport, Option<SubjectRuns>), NetnsError> {
+    let mut runs = None;
     let mut profile = Profile::default();
     let mut names = Vec::new();
     if opts.from_host {
@@ -81,15 +93,19 @@ pub fn rollout(opts: &RolloutOptions) -> Result<RolloutReport, NetnsError> {
     let keys = classify(&profile, opts.host)?;
     let (mut workloads, mut claims, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     if !opts.keys_only {
-        let trials = collect(&opts.cases);
+        let mut trials = collect(&opts.cases);
+        if opts.pictures {
+            trials = with_pictures(trials);
+        }
         let run = RunOptions {
             jobs: opts.jobs,
             include_slow: opts.include_slow,
             roles: opts.roles.clone(),
             ablation_limit: opts.ablation_limit,
         };
-        let (subjects, left_out) = run_subjects(&trials, &keys, &run, opts.claims);
+        let (subjects, left_out, sides) = run_subjects(&trials, &keys, &run, opts.claims, watch);
         notes = left_out;
+        runs = Some(sides);
         for s in subjects {
             match s.kind {
                 SubjectKind::Workload => workloads.push(s),
@@ -107,7 +123,7 @@ pub fn rollout(opts: &RolloutOptions) -> Result<RolloutReport, NetnsError> {
             ));
         }
     }
-    Ok(RolloutReport {
+    let report = RolloutReport {
         release: crate::kernel::kernel_release(),
         profiles: names,
         host: opts.host,
@@ -121,5 +137,6 @@ pub fn rollout(opts: &RolloutOptions) -> Result<RolloutReport, NetnsError> {
         workloads,
         claims,
         notes,
-    })
+    };
+    Ok((report, runs))
 }

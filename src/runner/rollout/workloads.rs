@@ -12,7 +12,8 @@ use serde_saphyr::Location;
 use crate::case::{Case, SysctlSetting};
 use crate::profile::KeyClass;
 
-use super::super::pool::run_all;
+use super::super::pool::{Watch, run_observed};
+use super::super::results::RunResults;
 use super::super::suite::{Executed, TrialKind, TrialResult, TrialSpec};
 use super::keys::KeyReport;
 
@@ -350,7 +351,9 @@ pub fn run_subjects(
     keys: &[KeyReport],
     opts: &RunOptions,
     claims: bool,
-) -> (Vec<SubjectReport>, Vec<String>) {
+    watch: &dyn Watch,
+) -> (Vec<SubjectReport>, Vec<String>, SubjectRuns) {
+    let began = std::time::Instant::now();
     let (subjects, notes) = subjects(trials, opts, claims);
     let used = used(keys);
     let mut specs = Vec::new();
@@ -366,7 +369,17 @@ pub fn run_subjects(
             s.family,
         ));
     }
-    let runs = run_all(&specs, opts.jobs, opts.include_slow, |_, _, _| {});
+    let runs = run_observed(&specs, opts.jobs, opts.include_slow, watch);
+    let seconds = began.elapsed().as_secs_f64();
+    // Each side under the subject's own name, so that a report lines the two up.
+    let side = |k: usize| {
+        let names = subjects.iter().map(|s| s.spec_name.as_str());
+        RunResults::of_runs(names.zip(runs.iter().skip(k).step_by(2)), seconds)
+    };
+    let sides = SubjectRuns {
+        defaults: side(0),
+        profile: side(1),
+    };
     let mut reports: Vec<SubjectReport> = subjects
         .iter()
         .zip(runs.chunks(2))
@@ -390,8 +403,15 @@ pub fn run_subjects(
             }
         })
         .collect();
-    ablate(&subjects, &mut reports, &used, opts);
-    (reports, notes)
+    ablate(&subjects, &mut reports, &used, opts, watch);
+    (reports, notes, sides)
+}
+
+/// Every subject's two runs, each under the subject's name: with the defaults and with the
+/// profile (the one-key-out runs are in the reports' ablation only).
+pub struct SubjectRuns {
+    pub defaults: RunResults,
+    pub profile: RunResults,
 }
 
 /// For each changed subject, one run per key that changes a default, without that key.
@@ -400,6 +420,7 @@ fn ablate(
     reports: &mut [SubjectReport],
     used: &[&KeyReport],
     opts: &RunOptions,
+    watch: &dyn Watch,
 ) {
     let mut specs = Vec::new();
     let mut owners = Vec::new();
@@ -443,7 +464,7 @@ fn ablate(
     if specs.is_empty() {
         return;
     }
-    let runs = run_all(&specs, opts.jobs, opts.include_slow, |_, _, _| {});
+    let runs = run_observed(&specs, opts.jobs, opts.include_slow, watch);
     for ((i, key), (run, _)) in owners.into_iter().zip(runs.iter()) {
         let r = &mut reports[i];
         let result = side(&r.baseline.holds, &r.profile.holds, &summary(run).holds);

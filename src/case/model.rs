@@ -2,6 +2,7 @@
 //! error at its position rather than a silently ignored option. Positions are kept (`Spanned`)
 //! wherever a later check may need to point back at the source.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -15,15 +16,17 @@ use crate::vocab::{
     CaseDuration, Comparison, Family, FlagSet, PortRange, Rate, Role, SocketFamily,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     /// Short human title shown in reports.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// The question the case answers, in a paragraph.
     pub description: String,
     /// For claim cases: the tuning claim in plain words and the verdict the expectations encode.
     #[serde(default)]
+    #[schemars(with = "Option<ClaimSpec>")]
     pub claim: Option<Spanned<ClaimSpec>>,
     /// The case waits out real timers (minutes): skipped unless slow cases are asked for.
     #[serde(default)]
@@ -31,59 +34,74 @@ pub struct CaseFile {
     /// A rollout workload: `twlab rollout` runs it once with this kernel's defaults and once
     /// with a sysctl profile's per-namespace keys set in these namespaces.
     #[serde(default)]
+    #[schemars(with = "Option<ProfileUse>")]
     pub profile: Option<Spanned<ProfileUse>>,
     /// A topology under `namespaces/` (`pair`, ...).
+    #[schemars(with = "String")]
     pub topology: Spanned<String>,
     /// Address families to run the case over; one trial each. Default: `[ipv4]`.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<Family>>")]
     pub families: Option<Spanned<Vec<Family>>>,
     /// Per-namespace sysctls, applied inside the case's namespaces before any step runs.
     #[serde(default)]
+    #[schemars(with = "Entries<Entries<SysctlValue>>")]
     pub sysctls: Entries<Entries<Spanned<SysctlValue>>>,
     /// Link impairments per direction, from the first step on (steps may change them).
     #[serde(default)]
+    #[schemars(with = "Vec<ImpairSpec>")]
     pub impair: Vec<Spanned<ImpairSpec>>,
     /// Which impairment backend to use: `auto` (netem where the kernel has it, else the
     /// substitute), `netem` or `substitute`.
     #[serde(default)]
+    #[schemars(with = "Option<Backend>")]
     pub backend: Option<Spanned<Backend>>,
     /// Kernel parts the case cannot run without (`netem`); missing ones make it ignored.
     #[serde(default)]
+    #[schemars(with = "Vec<Requirement>")]
     pub requires: Vec<Spanned<Requirement>>,
     /// Namespaces whose connections conntrack follows (a `ct state` rule attaches it), with
     /// optional masquerading of what leaves through an interface.
     #[serde(default)]
+    #[schemars(with = "Vec<ConntrackSpec>")]
     pub conntrack: Vec<Spanned<ConntrackSpec>>,
     /// For cases that document refused input: the loader must refuse this file with an error
     /// containing this text (the trial passes only then).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub expect_invalid: Option<Spanned<String>>,
     /// Host-global sysctls (the host's own value, shared by every namespace), applied through
     /// the guarded host path and restored after the case; such cases run one at a time.
     #[serde(default)]
+    #[schemars(with = "Entries<SysctlValue>")]
     pub host_sysctls: Entries<Spanned<SysctlValue>>,
     /// Targeted drops of chosen packets, in the case's own nftables table.
     #[serde(default)]
+    #[schemars(with = "Vec<DropSpec>")]
     pub drops: Vec<Spanned<DropSpec>>,
     /// Values `exec` arguments refer to as `{NAME}` (a port, a request count...).
     #[serde(default)]
+    #[schemars(with = "Entries<super::program::Scalar>")]
     pub vars: Vars,
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
+    #[schemars(with = "Vec<ExpectSpec>")]
     pub expect: Vec<Spanned<ExpectSpec>>,
 }
 
 /// How a rollout workload takes a profile: the namespaces its keys are set in (the roles a
 /// deployment would change; `twlab rollout --roles` overrides them).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUse {
+    #[schemars(with = "Vec<String>")]
     pub roles: Vec<Spanned<String>>,
 }
 
 /// A claim people make about TCP close behaviour, with the verdict the case's expectations
 /// encode on the kernel where they were observed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimSpec {
     /// The claim, as people state it.
@@ -97,7 +115,15 @@ pub struct ClaimSpec {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, strum::IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    JsonSchema,
+    serde::Serialize,
+    strum::IntoStaticStr,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
@@ -113,16 +139,18 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConntrackSpec {
+    #[schemars(with = "String")]
     pub ns: Spanned<String>,
     /// Masquerade (source NAT to the interface's address) what leaves through this interface.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub masquerade: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Auto,
@@ -130,17 +158,19 @@ pub enum Backend {
     Substitute,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
     Netem,
 }
 
 /// Impairment of one direction of a link: packets leaving `from` towards `to`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImpairSpec {
+    #[schemars(with = "String")]
     pub from: Spanned<String>,
+    #[schemars(with = "String")]
     pub to: Spanned<String>,
     #[serde(default)]
     pub delay: Option<CaseDuration>,
@@ -148,20 +178,24 @@ pub struct ImpairSpec {
     pub jitter: Option<CaseDuration>,
     /// Percent of packets lost, 0 to 100 (fractions allowed).
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub loss: Option<Spanned<f64>>,
     /// `10mbit`, `512kbit`, `1gbit`.
     #[serde(default)]
+    #[schemars(with = "Option<Rate>")]
     pub rate: Option<Spanned<Rate>>,
     /// Percent of packets sent at once instead of delayed (netem only).
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub reorder: Option<Spanned<f64>>,
     /// Percent of packets duplicated (netem only).
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub duplicate: Option<Spanned<f64>>,
 }
 
 /// Which packets a targeted drop takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DropPacket {
     Syn,
@@ -176,13 +210,16 @@ pub enum DropPacket {
     Any,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropSpec {
     /// Name for `set_drop` steps and `dropped:` expectations.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// Packets leaving `from` towards `to` are dropped.
+    #[schemars(with = "String")]
     pub from: Spanned<String>,
+    #[schemars(with = "String")]
     pub to: Spanned<String>,
     pub packet: DropPacket,
     /// Only the first N matching packets.
@@ -233,7 +270,21 @@ impl<'de> Deserialize<'de> for SysctlValue {
     }
 }
 
-#[derive(Debug, Deserialize)]
+impl JsonSchema for SysctlValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SysctlValue".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["integer", "string"],
+            "description": "The value written to /proc/sys: a whole number, or text such as \"40000 40009\"; not true/false (write 1 or 0).",
+            "examples": [1, 0, "40000 40009"],
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// A socket bound to an address and port, for a later `listen` or `connect` to use.
@@ -264,12 +315,12 @@ pub enum Step {
     /// Run a real program inside a namespace.
     Exec(Box<Exec>),
     /// Stop a background program started by an `exec` step with this label.
-    Stop(Spanned<String>),
+    Stop(#[schemars(with = "String")] Spanned<String>),
     /// Many connections at a rate or a concurrency, kept as aggregates and series.
     Workload(Box<Workload>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {
     #[serde(default = "default_conn")]
@@ -282,7 +333,7 @@ pub struct Shutdown {
 }
 
 /// Which directions shutdown() closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum ShutdownHow {
@@ -298,22 +349,26 @@ fn default_shutdown_how() -> ShutdownHow {
     ShutdownHow::Wr
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bind {
     /// Namespace the socket is created in.
+    #[schemars(with = "String")]
     pub on: Spanned<String>,
     /// `any`, `loopback`, a namespace (its address) or a literal; default: the namespace's own
     /// address.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub addr: Option<Spanned<String>>,
     /// 0: the kernel picks an ephemeral port at bind().
     #[serde(default)]
     pub port: u16,
     /// The socket's family when it is not the trial's (`ipv4`, `ipv6`, `mapped`).
     #[serde(default)]
+    #[schemars(with = "Option<SocketFamily>")]
     pub family: Option<Spanned<SocketFamily>>,
     #[serde(default)]
+    #[schemars(with = "Option<SocketOptions>")]
     pub options: Option<Spanned<SocketOptions>>,
     /// SO_BINDTODEVICE.
     #[serde(default)]
@@ -329,7 +384,7 @@ fn default_socket() -> String {
     "sock".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Accept {
     /// The connection whose server side to accept.
@@ -343,28 +398,33 @@ pub struct Accept {
 
 /// Which open socket a `sockopt` step works on: exactly one of `conn` (with `by`), `socket`
 /// or `listener`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sockopt {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
     #[serde(default)]
     pub by: Option<Role>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub socket: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub listener: Option<Spanned<String>>,
     /// Options to set, in order; each is read back after it is set.
     #[serde(default)]
+    #[schemars(with = "Option<SocketOptions>")]
     pub set: Option<Spanned<SocketOptions>>,
     /// An option to read without setting it.
     #[serde(default)]
+    #[schemars(with = "Option<OptionName>")]
     pub get: Option<Spanned<OptionName>>,
     #[serde(default)]
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InjectFlag {
     Syn,
@@ -378,7 +438,7 @@ pub enum InjectFlag {
 /// (MTU 1500, with IPv6's 40-byte header and 60 bytes of TCP header and options).
 pub const MAX_INJECT_PAYLOAD: u16 = 1400;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inject {
     #[serde(default = "default_conn")]
@@ -394,6 +454,7 @@ pub struct Inject {
     pub ack: SeqNumber,
     /// Payload bytes (zeros), at most [`MAX_INJECT_PAYLOAD`].
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub payload: Option<Spanned<u16>>,
     #[serde(default)]
     pub options: InjectOptions,
@@ -415,7 +476,7 @@ impl Inject {
 }
 
 /// TCP options of an injected segment.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectOptions {
     #[serde(default)]
@@ -424,7 +485,7 @@ pub struct InjectOptions {
     pub timestamps: Option<InjectTimestamps>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectTimestamps {
     /// A number, or `own` (the latest TSval `by` sent) with `+N`/`-N`.
@@ -434,9 +495,10 @@ pub struct InjectTimestamps {
     pub tsecr: TsNumber,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetDrop {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     pub active: bool,
 }
@@ -537,26 +599,31 @@ fn default_settle() -> CaseDuration {
     CaseDuration(std::time::Duration::from_secs(1))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// Namespace to listen in (not with `socket:`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub on: Option<Spanned<String>>,
     /// `any` for the wildcard address, `loopback`, an address literal, or omitted for the
     /// namespace's own address in the trial's family.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub addr: Option<Spanned<String>>,
     /// The port to bind (not with `socket:`).
     #[serde(default)]
     pub port: Option<u16>,
     /// Listen on the socket an earlier `bind` step made, instead of binding a new one.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub socket: Option<Spanned<String>>,
     /// The socket's family when it is not the trial's.
     #[serde(default)]
+    #[schemars(with = "Option<SocketFamily>")]
     pub family: Option<Spanned<SocketFamily>>,
     #[serde(default)]
+    #[schemars(with = "Option<SocketOptions>")]
     pub options: Option<Spanned<SocketOptions>>,
     #[serde(default)]
     pub reuseaddr: bool,
@@ -568,7 +635,7 @@ pub struct Listen {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseListener {
     #[serde(default = "default_listener")]
@@ -577,23 +644,28 @@ pub struct CloseListener {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connect {
     /// Namespace the client socket is created in (not with `socket:`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub from: Option<Spanned<String>>,
     /// Connect the socket an earlier `bind` step made.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub socket: Option<Spanned<String>>,
     /// Namespace whose address to connect to, `loopback`, `any` (the unspecified address,
     /// which Linux takes as this host), or an address literal.
+    #[schemars(with = "String")]
     pub to: Spanned<String>,
     pub port: u16,
     /// The socket's family when it is not the trial's.
     #[serde(default)]
+    #[schemars(with = "Option<SocketFamily>")]
     pub family: Option<Spanned<SocketFamily>>,
     #[serde(default)]
+    #[schemars(with = "Option<SocketOptions>")]
     pub options: Option<Spanned<SocketOptions>>,
     /// Whether the server side is accepted at once (default) or left in the listener's
     /// accept queue for an `accept` step.
@@ -624,7 +696,7 @@ pub struct Connect {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reconnect {
     /// The earlier connection whose 4-tuple and socket options to reuse.
@@ -636,7 +708,7 @@ pub struct Reconnect {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CloseHow {
     /// Orderly close(): FIN.
@@ -647,7 +719,7 @@ pub enum CloseHow {
     Linger(u16),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerAction {
     /// The other side reads until EOF (or an error) and then closes.
@@ -656,7 +728,7 @@ pub enum PeerAction {
     StayOpen,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Close {
     #[serde(default = "default_conn")]
@@ -686,7 +758,7 @@ fn default_peer() -> PeerAction {
     PeerAction::CloseOnEof
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     #[serde(default = "default_conn")]
@@ -697,7 +769,7 @@ pub struct SendStep {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecvStep {
     #[serde(default = "default_conn")]
@@ -711,7 +783,7 @@ pub struct RecvStep {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sample {
     pub label: String,
@@ -722,50 +794,64 @@ pub struct Sample {
     /// The label of an earlier step that `at` counts from (its latest run): a timer armed by
     /// that step is then sampled at the same age on a fast machine and a slow one.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub after: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
+    #[schemars(with = "u32")]
     pub times: Spanned<u32>,
     /// Stop at the first step that fails (an errno or a timeout).
     #[serde(default)]
     pub until_error: bool,
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
 
 /// One expectation as written. Exactly one of `result`, `sockets`, `counter` says what is
 /// checked; the other keys must fit it (checked in `validate`, with positions).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     /// Step results filed under this label.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub result: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub attempts: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub ok: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Entries<Comparison>>")]
     pub errors: Option<Entries<Spanned<Comparison>>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub first_error: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub all: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub duration_ms: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub bytes: Option<Spanned<Comparison>>,
     /// The value every attempt read back (`sockopt`; bytes on the SYN for `syn_data`): a
     /// number, a comparison, true/false, or a port range.
     #[serde(default)]
+    #[schemars(with = "Option<super::sockopt::ValueWanted>")]
     pub value: Option<Spanned<super::sockopt::ValueWanted>>,
 
     /// Socket-state count in this namespace.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sockets: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub state: Option<Spanned<String>>,
     /// Only sockets with this port (or range `LO..HI`) at either end.
     #[serde(default)]
@@ -778,148 +864,197 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub has_file: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub at: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub count: Option<Spanned<Comparison>>,
 
     /// MIB counter (`TcpExt.TCPTimeWaitOverflow`, `Tcp.OutRsts`, ...) delta over the case.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub counter: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub ns: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub delta: Option<Spanned<Comparison>>,
 
     /// Every matching socket's smoothed RTT (tcp_info), in milliseconds (with `sockets:`).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub rtt_ms: Option<Spanned<Comparison>>,
     /// Every matching socket's lowest RTT seen (tcp_info min_rtt), in milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub min_rtt_ms: Option<Spanned<Comparison>>,
     /// Every matching socket's pending timer, as `ss -o` names it: `off`, `on` (retransmit),
     /// `keepalive`, `timewait` (or `time_wait`), `persist` (zero-window probe).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub timer: Option<Spanned<String>>,
     /// Every matching socket's milliseconds left on that timer.
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub expires_ms: Option<Spanned<Comparison>>,
     /// Every matching socket's retransmits or probes under that timer (`idiag_retrans`).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub retrans: Option<Spanned<Comparison>>,
     /// Every matching socket's receive and send queue (a listener's accept queue and backlog).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub recv_q: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub send_q: Option<Spanned<Comparison>>,
     /// tcp_info fields of every matching socket: `{retransmits: 0, rto_ms: {at_least: 200}}`.
     #[serde(default)]
+    #[schemars(with = "Option<Entries<Comparison>>")]
     pub info: Option<Entries<Spanned<Comparison>>>,
     /// Options every matching socket's handshake negotiated (`timestamps`, `sack`, `wscale`...),
     /// and options none of them did.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub options: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub no_options: Option<Spanned<Vec<Spanned<String>>>>,
 
     /// Packets of this kind (SYN, SYN_ACK, FIN, RST, ACK, DATA, ANY) that crossed the link,
     /// sent by namespace `from`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub packets: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub from: Option<Spanned<String>>,
     /// Selectors of `packets:` besides the kind and `port`: exact flags in tcpdump's letters,
     /// source and destination ports, a connection's 4-tuple.
     #[serde(default)]
+    #[schemars(with = "Option<FlagSet>")]
     pub flags: Option<Spanned<FlagSet>>,
     #[serde(default)]
     pub src_port: Option<PortRange>,
     #[serde(default)]
     pub dst_port: Option<PortRange>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
     /// What every selected packet must show: relative seq and ack, payload length, window,
     /// options (and the MSS value), the timestamp echo, the send time since a step started.
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub seq: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub ack: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub len: Option<Spanned<Comparison>>,
     /// The raw window field (tcpdump's `win`; `window:` is a workload's).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub win: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub mss: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<TsecrRule>")]
     pub tsecr: Option<Spanned<TsecrRule>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub since: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub sent_ms: Option<Spanned<Comparison>>,
     /// Every gap between consecutive selected packets, in ms.
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub gap_ms: Option<Spanned<Comparison>>,
 
     /// Conntrack in this namespace: entries (optionally by TCP `state`) with `count`, or a
     /// statistics column (`stat: drop`, `early_drop`, `insert_failed`...) with `delta`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub conntrack: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub stat: Option<Spanned<String>>,
 
     /// Kernel log records (from /dev/kmsg) written during the case that contain this text,
     /// with `count`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub kernel_log: Option<Spanned<String>>,
 
     /// Packets taken by the targeted drop of this name (or `loss:FROM->TO` for random loss).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub dropped: Option<Spanned<String>>,
 
     /// The last run of the program an `exec` step with this label started: its exit status,
     /// signal and output.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub program: Option<Spanned<String>>,
     /// Exit status (fails if the program was killed by a signal or still runs).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub exit: Option<Spanned<Comparison>>,
     /// The signal that ended it (`SIGTERM` when twlab stopped it and it did not catch that).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub signal: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub stdout_contains: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub stderr_contains: Option<Spanned<String>>,
     /// Text found in stdout or stderr.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub output_contains: Option<Spanned<String>>,
     /// Processes in the program's PID namespace when twlab stopped it (0 if it ended first).
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub processes: Option<Spanned<Comparison>>,
 
     /// A `workload` step's results with this label: totals (`ok`, `attempts`, `errors`), the
     /// first error and when it came (`first_error`, `at_s`), or a `series` over a `window`
     /// summed up by one of `every`, `max`, `min`, `mean`, `sum`, `last`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub workload: Option<Spanned<String>>,
     /// Seconds from the workload's start to its first failed connection.
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub at_s: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<super::workload::SeriesMetric>")]
     pub series: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<super::workload::Window>")]
     pub window: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub every: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub max: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub min: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub mean: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub sum: Option<Spanned<Comparison>>,
     #[serde(default)]
+    #[schemars(with = "Option<Comparison>")]
     pub last: Option<Spanned<Comparison>>,
 
     /// Show this expectation's observed value as the claim's evidence in `twlab claims`.
@@ -933,6 +1068,7 @@ pub struct ExpectSpec {
     /// Only on these kernels or backends (`kernel >= 6.14`, `feature netem`, `backend
     /// substitute`, joined with `and`); elsewhere the expectation is reported as not applicable.
     #[serde(default)]
+    #[schemars(with = "Option<super::when::When>")]
     pub when: Option<Spanned<String>>,
 }
 

@@ -16,6 +16,9 @@ use crate::vocab::{
     CaseDuration, Comparison, Family, FlagSet, PortRange, Rate, Role, SocketFamily,
 };
 
+/// A twlab case: a topology, what the kernel is set to, the steps run on real sockets, and
+/// what the kernel must have done. Namespaces, labels and sysctl keys are checked when the
+/// case loads (`twlab check`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
@@ -83,8 +86,10 @@ pub struct CaseFile {
     #[serde(default)]
     #[schemars(with = "Entries<super::program::Scalar>")]
     pub vars: Vars,
+    /// What the case does, in order: sockets, programs, impairment changes, samples.
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
+    /// What the kernel must have done: each expectation names one thing observed (`result`, `sockets`, `counter`, `packets`, `conntrack`, `kernel_log`, `dropped`, `program`, `workload`) and the comparison it must meet.
     #[serde(default)]
     #[schemars(with = "Vec<ExpectSpec>")]
     pub expect: Vec<Spanned<ExpectSpec>>,
@@ -95,6 +100,7 @@ pub struct CaseFile {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUse {
+    /// The namespaces the profile's keys are set in.
     #[schemars(with = "Vec<String>")]
     pub roles: Vec<Spanned<String>>,
 }
@@ -108,6 +114,7 @@ pub struct ClaimSpec {
     pub says: String,
     /// Where such claims come from.
     pub source: String,
+    /// What the kernel said of the claim: `holds`, `refuted` or `depends`.
     pub verdict: Verdict,
     /// For `depends`: on what.
     #[serde(default)]
@@ -142,6 +149,7 @@ impl Verdict {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConntrackSpec {
+    /// The namespace whose connections conntrack follows.
     #[schemars(with = "String")]
     pub ns: Spanned<String>,
     /// Masquerade (source NAT to the interface's address) what leaves through this interface.
@@ -168,12 +176,16 @@ pub enum Requirement {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImpairSpec {
+    /// The namespace packets leave.
     #[schemars(with = "String")]
     pub from: Spanned<String>,
+    /// The namespace they go to (the link between the two).
     #[schemars(with = "String")]
     pub to: Spanned<String>,
+    /// Added to every packet of this direction.
     #[serde(default)]
     pub delay: Option<CaseDuration>,
+    /// Random variation of the delay (with `delay`).
     #[serde(default)]
     pub jitter: Option<CaseDuration>,
     /// Percent of packets lost, 0 to 100 (fractions allowed).
@@ -219,8 +231,10 @@ pub struct DropSpec {
     /// Packets leaving `from` towards `to` are dropped.
     #[schemars(with = "String")]
     pub from: Spanned<String>,
+    /// The namespace they go to.
     #[schemars(with = "String")]
     pub to: Spanned<String>,
+    /// Which packets: syn, syn_ack, fin, rst, ack, final_ack or any.
     pub packet: DropPacket,
     /// Only the first N matching packets.
     #[serde(default)]
@@ -289,19 +303,29 @@ impl JsonSchema for SysctlValue {
 pub enum Step {
     /// A socket bound to an address and port, for a later `listen` or `connect` to use.
     Bind(Bind),
+    /// A listening socket in a namespace (or on a socket a `bind` step made).
     Listen(Listen),
     /// accept() a connection a `connect` step left in the listener's queue (`accept: false`).
     Accept(Accept),
     /// Set or read socket options on an open socket.
     Sockopt(Sockopt),
+    /// Close a listener (a `listen` step's `name`, default `main`).
     CloseListener(CloseListener),
+    /// A client connection to a listener (accepted at once unless `accept: false`).
     Connect(Connect),
+    /// A new connection on an earlier connection's 4-tuple (same ports, same options).
     Reconnect(Reconnect),
+    /// Close a connection: who closes first, how, and what the peer does.
     Close(Close),
+    /// Send bytes on one side of a connection.
     Send(SendStep),
+    /// Read bytes on one side of a connection.
     Recv(RecvStep),
+    /// Wait this long (`sleep: 2s`).
     Sleep(CaseDuration),
+    /// Take a sample of sockets and conntrack entries, for expectations' `at:`.
     Sample(Sample),
+    /// Run steps several times; every run's results are filed under the steps' labels.
     Repeat(Repeat),
     /// Change one direction's impairment from now on (replaces what was set for it).
     Impair(Box<ImpairSpec>),
@@ -323,11 +347,15 @@ pub enum Step {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {
+    /// The connection (a `connect` step's `name`).
     #[serde(default = "default_conn")]
     pub conn: String,
+    /// The side that calls shutdown().
     pub by: Role,
+    /// Which directions: `wr` (default), `rd` or `rdwr`.
     #[serde(default = "default_shutdown_how")]
     pub how: ShutdownHow,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -376,6 +404,7 @@ pub struct Bind {
     /// Name of the socket, for a later `listen`, `connect` or `sockopt` (`socket: NAME`).
     #[serde(default = "default_socket")]
     pub name: String,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -390,8 +419,10 @@ pub struct Accept {
     /// The connection whose server side to accept.
     #[serde(default = "default_conn")]
     pub conn: String,
+    /// How long to wait for the connection in the accept queue.
     #[serde(default = "default_connect_timeout")]
     pub timeout: CaseDuration,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -401,14 +432,18 @@ pub struct Accept {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sockopt {
+    /// A connection's socket (with `by`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
+    /// Which side of `conn`.
     #[serde(default)]
     pub by: Option<Role>,
+    /// A socket a `bind` step made.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub socket: Option<Spanned<String>>,
+    /// A listener (a `listen` step's `name`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub listener: Option<Spanned<String>>,
@@ -420,6 +455,7 @@ pub struct Sockopt {
     #[serde(default)]
     #[schemars(with = "Option<OptionName>")]
     pub get: Option<Spanned<OptionName>>,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -441,23 +477,28 @@ pub const MAX_INJECT_PAYLOAD: u16 = 1400;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inject {
+    /// The connection whose 4-tuple the segment uses.
     #[serde(default = "default_conn")]
     pub conn: String,
     /// The side the segment pretends to come from (sent from its namespace and address).
     pub by: Role,
+    /// The TCP flags the segment carries.
     pub flags: Vec<InjectFlag>,
     /// A number, or relative to the receiver's state as captured: `rcv_nxt`, `snd_nxt`, with
     /// `+N`/`-N`.
     #[serde(default)]
     pub seq: SeqNumber,
+    /// The acknowledgment number: a number, or `rcv_nxt`/`snd_nxt` with `+N`/`-N`.
     #[serde(default)]
     pub ack: SeqNumber,
     /// Payload bytes (zeros), at most [`MAX_INJECT_PAYLOAD`].
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub payload: Option<Spanned<u16>>,
+    /// TCP options of the segment (`mss`, `timestamps`).
     #[serde(default)]
     pub options: InjectOptions,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -479,8 +520,10 @@ impl Inject {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectOptions {
+    /// An MSS option with this value.
     #[serde(default)]
     pub mss: Option<u16>,
+    /// A timestamps option.
     #[serde(default)]
     pub timestamps: Option<InjectTimestamps>,
 }
@@ -498,8 +541,10 @@ pub struct InjectTimestamps {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetDrop {
+    /// The targeted drop (a `drops:` entry's `name`).
     #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// On (true) or off (false) from now on.
     pub active: bool,
 }
 
@@ -622,15 +667,20 @@ pub struct Listen {
     #[serde(default)]
     #[schemars(with = "Option<SocketFamily>")]
     pub family: Option<Spanned<SocketFamily>>,
+    /// Socket options set before bind().
     #[serde(default)]
     #[schemars(with = "Option<SocketOptions>")]
     pub options: Option<Spanned<SocketOptions>>,
+    /// SO_REUSEADDR, the same as `options: {reuseaddr: true}`.
     #[serde(default)]
     pub reuseaddr: bool,
+    /// listen()'s backlog.
     #[serde(default = "default_backlog")]
     pub backlog: i32,
+    /// Name of the listener, for `close_listener` and `sockopt` steps.
     #[serde(default = "default_listener")]
     pub name: String,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -638,8 +688,10 @@ pub struct Listen {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseListener {
+    /// The listener to close (a `listen` step's `name`).
     #[serde(default = "default_listener")]
     pub name: String,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -659,11 +711,13 @@ pub struct Connect {
     /// which Linux takes as this host), or an address literal.
     #[schemars(with = "String")]
     pub to: Spanned<String>,
+    /// The server port.
     pub port: u16,
     /// The socket's family when it is not the trial's.
     #[serde(default)]
     #[schemars(with = "Option<SocketFamily>")]
     pub family: Option<Spanned<SocketFamily>>,
+    /// Socket options set before connect().
     #[serde(default)]
     #[schemars(with = "Option<SocketOptions>")]
     pub options: Option<Spanned<SocketOptions>>,
@@ -678,6 +732,7 @@ pub struct Connect {
     /// bind() to this port before connect(); 0 binds to an ephemeral port chosen at bind time.
     #[serde(default)]
     pub local_port: Option<u16>,
+    /// SO_REUSEADDR, the same as `options: {reuseaddr: true}`.
     #[serde(default)]
     pub reuseaddr: bool,
     /// IP_BIND_ADDRESS_NO_PORT: bind the address now, let connect() pick the port.
@@ -687,11 +742,13 @@ pub struct Connect {
     /// that the kernel must treat as loopback traffic).
     #[serde(default)]
     pub bind_device: Option<String>,
+    /// How long to wait for the connection to be established (outcome TIMEOUT).
     #[serde(default = "default_connect_timeout")]
     pub timeout: CaseDuration,
     /// Name of the connection, for later close/send/recv/reconnect steps.
     #[serde(default = "default_conn")]
     pub name: String,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -702,8 +759,10 @@ pub struct Reconnect {
     /// The earlier connection whose 4-tuple and socket options to reuse.
     #[serde(default = "default_conn")]
     pub conn: String,
+    /// How long to wait for the connection to be established (outcome TIMEOUT).
     #[serde(default = "default_connect_timeout")]
     pub timeout: CaseDuration,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -731,12 +790,15 @@ pub enum PeerAction {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Close {
+    /// The connection to close (a `connect` step's `name`).
     #[serde(default = "default_conn")]
     pub conn: String,
     /// Which side closes first.
     pub by: Role,
+    /// `fin` (default), `abort` (RST) or `{linger: N}`.
     #[serde(default = "default_how")]
     pub how: CloseHow,
+    /// What the other side does: `close_on_eof` (default) or `stay_open`.
     #[serde(default = "default_peer")]
     pub peer: PeerAction,
     /// How long the peer waits for EOF.
@@ -747,6 +809,7 @@ pub struct Close {
     /// does not.
     #[serde(default = "default_settle")]
     pub settle: CaseDuration,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -761,10 +824,14 @@ fn default_peer() -> PeerAction {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
+    /// The connection to send on.
     #[serde(default = "default_conn")]
     pub conn: String,
+    /// The side that sends.
     pub by: Role,
+    /// How many bytes (zeros) to send.
     pub bytes: u64,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -772,13 +839,17 @@ pub struct SendStep {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecvStep {
+    /// The connection to read from.
     #[serde(default = "default_conn")]
     pub conn: String,
+    /// The side that reads.
     pub by: Role,
     /// Read until this many bytes, EOF, an error or the timeout.
     pub bytes: u64,
+    /// How long to wait for the bytes.
     #[serde(default = "default_peer_timeout")]
     pub timeout: CaseDuration,
+    /// Results are filed under this label for `result:` expectations (default: the step's kind).
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -786,6 +857,7 @@ pub struct RecvStep {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sample {
+    /// The sample's name, for expectations' `at:`.
     pub label: String,
     /// Take the sample at this time since the first step started (waiting if needed), or
     /// since the step labelled `after` started.
@@ -801,11 +873,13 @@ pub struct Sample {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
+    /// How many times to run the steps.
     #[schemars(with = "u32")]
     pub times: Spanned<u32>,
     /// Stop at the first step that fails (an errno or a timeout).
     #[serde(default)]
     pub until_error: bool,
+    /// The steps to repeat (no workloads).
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
@@ -819,24 +893,31 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub result: Option<Spanned<String>>,
+    /// How many attempts the steps (or the workload) made, whatever their outcome.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub attempts: Option<Spanned<Comparison>>,
+    /// How many attempts succeeded.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub ok: Option<Spanned<Comparison>>,
+    /// How many attempts failed with each outcome: `{ECONNREFUSED: 1, TIMEOUT: 0}` (errno names, `TIMEOUT`, `EXIT_N`, signal names).
     #[serde(default)]
     #[schemars(with = "Option<Entries<Comparison>>")]
     pub errors: Option<Entries<Spanned<Comparison>>>,
+    /// The outcome of the first failing attempt, or `none` when none failed.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub first_error: Option<Spanned<String>>,
+    /// The outcome every attempt had (`ok`, an errno name such as `ECONNRESET`, `TIMEOUT`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub all: Option<Spanned<String>>,
+    /// Every attempt's duration (a program run's, with `program:`), in milliseconds.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub duration_ms: Option<Spanned<Comparison>>,
+    /// Bytes moved by all attempts together.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub bytes: Option<Spanned<Comparison>>,
@@ -850,22 +931,27 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub sockets: Option<Spanned<String>>,
+    /// Only sockets in this TCP state (`TIME_WAIT`, `ESTABLISHED`...; with `conntrack:`, conntrack entries in that TCP state).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub state: Option<Spanned<String>>,
     /// Only sockets with this port (or range `LO..HI`) at either end.
     #[serde(default)]
     pub port: Option<PortRange>,
+    /// Only sockets with this local port or range (with `result:`: every successful attempt's own port is in it).
     #[serde(default)]
     pub local_port: Option<PortRange>,
+    /// Only sockets with this remote port or range.
     #[serde(default)]
     pub remote_port: Option<PortRange>,
     /// Only sockets a file (a descriptor) holds (`true`), or only those none holds (`false`).
     #[serde(default)]
     pub has_file: Option<bool>,
+    /// When the sockets (or conntrack entries) are counted: `end` (default) or a `sample` step's label.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub at: Option<Spanned<String>>,
+    /// How many sockets, packets, entries, drops or kernel log records there are.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub count: Option<Spanned<Comparison>>,
@@ -874,9 +960,11 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub counter: Option<Spanned<String>>,
+    /// The namespace whose counters are read (with `counter:`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub ns: Option<Spanned<String>>,
+    /// The counter's (or conntrack statistic's) change over the case.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub delta: Option<Spanned<Comparison>>,
@@ -906,6 +994,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub recv_q: Option<Spanned<Comparison>>,
+    /// Every matching socket's send queue, bytes.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub send_q: Option<Spanned<Comparison>>,
@@ -918,6 +1007,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub options: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Options no matching socket's handshake negotiated (no selected packet carries, with `packets:`).
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub no_options: Option<Spanned<Vec<Spanned<String>>>>,
@@ -927,6 +1017,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub packets: Option<Spanned<String>>,
+    /// The namespace that sent the packets (with `packets:`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub from: Option<Spanned<String>>,
@@ -935,10 +1026,13 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<FlagSet>")]
     pub flags: Option<Spanned<FlagSet>>,
+    /// Only packets from this port or range.
     #[serde(default)]
     pub src_port: Option<PortRange>,
+    /// Only packets to this port or range.
     #[serde(default)]
     pub dst_port: Option<PortRange>,
+    /// Only packets of this connection's 4-tuples, either direction.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
@@ -947,9 +1041,11 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub seq: Option<Spanned<Comparison>>,
+    /// Every selected packet's acknowledgment number, relative to the other direction's initial sequence number.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub ack: Option<Spanned<Comparison>>,
+    /// Every selected packet's payload bytes.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub len: Option<Spanned<Comparison>>,
@@ -957,15 +1053,19 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub win: Option<Spanned<Comparison>>,
+    /// Every selected packet's MSS option value.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub mss: Option<Spanned<Comparison>>,
+    /// What every selected packet's timestamp echo reply must be.
     #[serde(default)]
     #[schemars(with = "Option<TsecrRule>")]
     pub tsecr: Option<Spanned<TsecrRule>>,
+    /// Only packets sent once the step with this label started; `sent_ms` counts from there.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub since: Option<Spanned<String>>,
+    /// Every selected packet's send time, in ms since `since` (or the first step) started.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub sent_ms: Option<Spanned<Comparison>>,
@@ -979,6 +1079,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub conntrack: Option<Spanned<String>>,
+    /// A conntrack statistics column (`drop`, `early_drop`, `insert_failed`...), with `delta`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub stat: Option<Spanned<String>>,
@@ -1007,9 +1108,11 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub signal: Option<Spanned<String>>,
+    /// Text found in the program's stdout.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub stdout_contains: Option<Spanned<String>>,
+    /// Text found in the program's stderr.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub stderr_contains: Option<Spanned<String>>,
@@ -1032,27 +1135,35 @@ pub struct ExpectSpec {
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub at_s: Option<Spanned<Comparison>>,
+    /// The workload series to judge (with `workload:`), summed up over `window` by one of `every`, `max`, `min`, `mean`, `sum`, `last`.
     #[serde(default)]
     #[schemars(with = "Option<super::workload::SeriesMetric>")]
     pub series: Option<Spanned<String>>,
+    /// Part of the workload's run the series is judged over (default: all of it).
     #[serde(default)]
     #[schemars(with = "Option<super::workload::Window>")]
     pub window: Option<Spanned<String>>,
+    /// Every interval of the series in the window meets this.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub every: Option<Spanned<Comparison>>,
+    /// The series' largest value in the window.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub max: Option<Spanned<Comparison>>,
+    /// The series' smallest value in the window.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub min: Option<Spanned<Comparison>>,
+    /// The series' mean in the window, rounded down.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub mean: Option<Spanned<Comparison>>,
+    /// The series' sum over the window.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub sum: Option<Spanned<Comparison>>,
+    /// The series' last interval's value in the window.
     #[serde(default)]
     #[schemars(with = "Option<Comparison>")]
     pub last: Option<Spanned<Comparison>>,

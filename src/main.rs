@@ -170,6 +170,12 @@ enum Command {
     },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
+    /// Print the JSON Schema of the case file format (for editors' YAML language servers).
+    Schema {
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// What this machine offers (root, kernel, netem, nftables, conntrack, sysctl scope) and
     /// what each missing piece disables.
     Doctor,
@@ -425,6 +431,29 @@ fn main() -> ExitCode {
         Command::Doctor => {
             print!("{}", doctor::report());
             ExitCode::SUCCESS
+        }
+        Command::Schema { out } => {
+            let text = twlab::case::schema_text();
+            match out {
+                None => {
+                    use std::io::Write;
+                    match std::io::stdout().lock().write_all(text.as_bytes()) {
+                        // `twlab schema | head` is not an error.
+                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                            eprintln!("twlab: cannot print the schema: {e}");
+                            ExitCode::FAILURE
+                        }
+                        _ => ExitCode::SUCCESS,
+                    }
+                }
+                Some(path) => match std::fs::write(&path, text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("twlab: cannot write {}: {e}", path.display());
+                        ExitCode::FAILURE
+                    }
+                },
+            }
         }
     }
 }

@@ -186,7 +186,7 @@ impl PacketFields {
 }
 
 /// What a packet's timestamp echo reply must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TsecrRule {
     /// TSecr equals the TSval of the latest packet the peer sent on this 4-tuple before it.

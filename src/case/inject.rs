@@ -31,6 +31,8 @@ pub enum TsBase {
 /// A base's name in the case language.
 pub trait Base: Copy + fmt::Debug + PartialEq + 'static {
     const NAMES: &'static [(&'static str, Self)];
+    /// The name of a number with this base in the case file's JSON Schema.
+    const SCHEMA_NAME: &'static str;
     fn name(self) -> &'static str {
         Self::NAMES
             .iter()
@@ -42,10 +44,12 @@ pub trait Base: Copy + fmt::Debug + PartialEq + 'static {
 impl Base for SeqBase {
     const NAMES: &'static [(&'static str, Self)] =
         &[("rcv_nxt", SeqBase::RcvNxt), ("snd_nxt", SeqBase::SndNxt)];
+    const SCHEMA_NAME: &'static str = "SeqNumber";
 }
 
 impl Base for TsBase {
     const NAMES: &'static [(&'static str, Self)] = &[("own", TsBase::Own), ("peer", TsBase::Peer)];
+    const SCHEMA_NAME: &'static str = "TsNumber";
 }
 
 /// A 32-bit number as written (`1000`), or `BASE`, `BASE+N`, `BASE-N` read from the capture
@@ -151,6 +155,34 @@ impl<'de, B: Base> Deserialize<'de> for Number<B> {
             }
         }
         deserializer.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<B: Base> schemars::JsonSchema for Number<B> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        B::SCHEMA_NAME.into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = B::NAMES.iter().map(|(n, _)| *n).collect();
+        let first = names[0];
+        schemars::json_schema!({
+            "description": format!(
+                "A 32-bit number (0 to 4294967295), or relative to the capture: {} alone or with +N or -N (modulo 2^32).",
+                names.join(", ")
+            ),
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                {
+                    "type": "string",
+                    "pattern": format!(
+                        r"^\s*([0-9]+|({})\s*([+-]\s*[0-9]+)?)\s*$",
+                        names.join("|")
+                    ),
+                },
+            ],
+            "examples": [0, first, format!("{first}+1"), format!("{first}-1")],
+        })
     }
 }
 

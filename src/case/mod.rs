@@ -7,6 +7,7 @@ mod load;
 mod model;
 mod placeholder;
 mod program;
+mod schema;
 mod sockopt;
 mod validate;
 mod when;
@@ -25,6 +26,7 @@ pub use placeholder::{
     Placeholder, Segment, fill as fill_placeholders, parse as parse_placeholders,
 };
 pub use program::{Exec, Ready, Scalar, Vars, default_exec_timeout};
+pub use schema::{schema, schema_text};
 pub use sockopt::{OptionName, OptionValue, SocketOption, SocketOptions, ValueKind, ValueWanted};
 pub use validate::SysctlSetting;
 pub use when::{FEATURES, KernelVersion, Platform, When};

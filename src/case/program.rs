@@ -3,24 +3,29 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::entries::Entries;
 use crate::vocab::CaseDuration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exec {
     /// Namespace the program runs in (its sockets, and its children's, belong to it).
+    #[schemars(with = "String")]
     pub on: Spanned<String>,
     /// Program and arguments; the program is looked up in PATH. Placeholders are filled in.
+    #[schemars(with = "Vec<Scalar>")]
     pub argv: Spanned<Vec<Spanned<Scalar>>>,
     /// Added to (or replacing) twlab's environment; placeholders are filled in.
     #[serde(default)]
+    #[schemars(with = "Entries<Scalar>")]
     pub env: Entries<Spanned<Scalar>>,
     /// Working directory, relative to the case file's directory (default: that directory).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub cwd: Option<Spanned<String>>,
     /// Start it and go on with the case (it is stopped when the case ends, or by `stop`);
     /// otherwise wait for it to exit.
@@ -28,9 +33,11 @@ pub struct Exec {
     pub background: bool,
     /// Foreground only: how long to wait for the exit before stopping it (outcome TIMEOUT).
     #[serde(default)]
+    #[schemars(with = "Option<CaseDuration>")]
     pub timeout: Option<Spanned<CaseDuration>>,
     /// Background only: what to wait for before the next step.
     #[serde(default)]
+    #[schemars(with = "Option<Ready>")]
     pub ready: Option<Spanned<Ready>>,
     /// Between SIGTERM and SIGKILL when the program is stopped.
     #[serde(default = "default_grace")]
@@ -41,7 +48,7 @@ pub struct Exec {
 }
 
 /// Readiness of a background program: exactly one of `listening` and `output`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
     /// A TCP socket listens on this port in the program's namespace (seen over sock_diag).
@@ -49,6 +56,7 @@ pub struct Ready {
     pub listening: Option<u16>,
     /// A line of its stdout or stderr contains this text (placeholders are filled in).
     #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
     pub output: Option<Spanned<Scalar>>,
     #[serde(default = "default_ready_timeout")]
     pub timeout: CaseDuration,
@@ -96,6 +104,22 @@ impl<'de> Deserialize<'de> for Scalar {
             }
         }
         deserializer.deserialize_any(V)
+    }
+}
+
+impl schemars::JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "number"],
+            "description": format!(
+                "Text, or a number taken as its text; not a YAML boolean (quote it: \"true\"). Where placeholders are filled in (an exec's argv, env and ready output): {}.",
+                super::placeholder::SYNTAX
+            ),
+        })
     }
 }
 

@@ -13,7 +13,15 @@ use crate::vocab::{Comparison, PortRange};
 
 /// The options a case can set or read. Names are one table for case files and reports.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantNames, strum::EnumIter,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    strum::EnumIter,
+    strum::EnumMessage,
 )]
 #[strum(serialize_all = "snake_case")]
 pub enum OptionName {
@@ -219,6 +227,76 @@ impl<'de> Deserialize<'de> for SocketOptions {
     }
 }
 
+impl OptionName {
+    /// The variant's doc comment on one line: what the option is, in the kernel's units.
+    fn doc(self) -> String {
+        strum::EnumMessage::get_documentation(&self)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The schema of the value the option takes, as `Written` checks it.
+    fn value_schema(self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = match self.kind() {
+            ValueKind::Flag => schemars::json_schema!({"type": "boolean"}),
+            ValueKind::Int { min, max } => {
+                schemars::json_schema!({"type": "integer", "minimum": min, "maximum": max})
+            }
+            ValueKind::Range => generator.subschema_for::<PortRange>(),
+        };
+        let mut doc = self.doc();
+        if let Some(v) = self.since() {
+            doc.push_str(&format!(
+                " Linux {}.{} and later (skipped on older kernels).",
+                v.0, v.1
+            ));
+        }
+        if matches!(self.kind(), ValueKind::Range) {
+            // A `$ref` takes no sibling keywords in draft 7: wrap it.
+            schema = schemars::json_schema!({"allOf": [schema], "description": doc});
+        } else {
+            schema.insert("description".into(), doc.into());
+        }
+        schema
+    }
+}
+
+impl schemars::JsonSchema for OptionName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SocketOptionName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": OptionName::names(),
+            "description": "A socket option twlab knows.",
+        })
+    }
+}
+
+impl schemars::JsonSchema for SocketOptions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SocketOptions".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let properties: serde_json::Map<String, serde_json::Value> =
+            <OptionName as strum::IntoEnumIterator>::iter()
+                .map(|o| (o.name().to_string(), o.value_schema(generator).into()))
+                .collect();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Socket options, set in the order written: flags take true or false, numbers are in the kernel's own units.",
+            "properties": properties,
+            "additionalProperties": false,
+            "examples": [{"reuseport": true, "keepidle": 1}],
+        })
+    }
+}
+
 /// What a `result:` expectation's `value:` wants of the value a step read back: a
 /// comparison for numbers and flags, a range for `local_port_range`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +354,23 @@ impl<'de> Deserialize<'de> for ValueWanted {
             }
         }
         deserializer.deserialize_any(V)
+    }
+}
+
+impl schemars::JsonSchema for ValueWanted {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValueWanted".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What the value read back must be: a number or a comparison (true and false are 1 and 0), or a port range for `local_port_range`.",
+            "anyOf": [
+                {"type": "boolean"},
+                generator.subschema_for::<Comparison>(),
+                generator.subschema_for::<PortRange>(),
+            ],
+        })
     }
 }
 

@@ -179,6 +179,36 @@ impl When {
     }
 }
 
+/// The text of a `when:`, as `When::parse` reads it: conditions joined with ` and `.
+impl schemars::JsonSchema for When {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "When".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let features: Vec<&str> = FEATURES.iter().map(|(f, _)| *f).collect();
+        let features = features.join("|");
+        // A version as `parse_condition` takes it: digits and dots, two numbers at least.
+        let version = r"\.*[0-9]+\.+[0-9][0-9.]*";
+        let condition = format!(
+            r"(kernel\s+(>=|>|<=|<|==|!=)\s+{version}|(no\s+)?feature\s+({features})|backend\s+(netem|substitute)|family\s+(ipv4|ipv6))"
+        );
+        let described: Vec<String> = FEATURES
+            .iter()
+            .map(|(f, what)| format!("`{f}`: {what}"))
+            .collect();
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!(r"^\s*{condition}\s*( and \s*{condition}\s*)*$"),
+            "description": format!(
+                "Where the expectation applies; elsewhere it is reported as not applicable. Conditions joined with ` and `: `kernel OP X.Y[.Z]` (OP one of >= > <= < == !=), `feature NAME` or `no feature NAME`, `backend netem|substitute`, `family ipv4|ipv6`. Features: {}.",
+                described.join("; ")
+            ),
+            "examples": ["kernel >= 6.14", "kernel < 6.2 and feature netem", "backend substitute", "family ipv6"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -16,7 +17,7 @@ use crate::vocab::{CaseDuration, Role, TcpState};
 use super::model::{CloseHow, PeerAction};
 
 /// One namespace or several, used in turn.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -32,29 +33,36 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     /// Client namespace, or a list of them used in turn (one connection each).
+    #[schemars(with = "OneOrMany")]
     pub from: Spanned<OneOrMany>,
     /// Server namespace (its address on the client's side) or an address literal.
+    #[schemars(with = "String")]
     pub to: Spanned<String>,
     /// The first server port; the workload listens on it itself.
     pub port: u16,
     /// Listen on this many consecutive ports from `port`, connections spread over them in turn.
     #[serde(default = "one_port")]
+    #[schemars(with = "u16")]
     pub ports: Spanned<u16>,
     /// Open loop: new connections per second, whatever happens to earlier ones.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub rate: Option<Spanned<u32>>,
     /// Closed loop: this many connections in flight, a new one as soon as one is done.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub concurrency: Option<Spanned<u32>>,
     /// How long to open connections for.
     #[serde(default)]
+    #[schemars(with = "Option<CaseDuration>")]
     pub duration: Option<Spanned<CaseDuration>>,
     /// How many connections to open.
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub count: Option<Spanned<u64>>,
     /// Stop opening connections at the first failed one.
     #[serde(default)]
@@ -76,6 +84,7 @@ pub struct Workload {
     pub connect_timeout: CaseDuration,
     /// The series' interval: 1s by default, 100ms at the least.
     #[serde(default = "default_interval")]
+    #[schemars(with = "CaseDuration")]
     pub interval: Spanned<CaseDuration>,
     /// The listeners' accept backlog.
     #[serde(default = "default_backlog")]
@@ -91,7 +100,7 @@ pub struct Workload {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadClose {
     #[serde(default = "default_by")]
@@ -294,6 +303,24 @@ impl fmt::Display for SeriesMetric {
     }
 }
 
+/// The text of a `series:`, as `SeriesMetric::parse` reads it.
+impl schemars::JsonSchema for SeriesMetric {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SeriesMetric".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            // The workload's own series, or NAME@NS; which NAMEs are per namespace is checked
+            // when the case loads.
+            "pattern": r"^(attempts|ok|rate|errors|errors:[^@]+|connect_p50_us|connect_p99_us|in_flight|ports_in_use|[^@]+@.+)$",
+            "description": "A workload series, per interval: the workload's own (attempts, ok, rate, errors, errors:ERRNO, connect_p50_us, connect_p99_us, in_flight, ports_in_use), or a namespace's as NAME@NS: time_wait, time_wait_kib, sockets, a TCP state (TIME_WAIT@server), conntrack, conntrack_drops, or a MIB counter (TcpExt.TWRecycled@client).",
+            "examples": ["rate", "errors:EADDRNOTAVAIL", "time_wait@server", "TIME_WAIT@client", "TcpExt.TWRecycled@client"],
+        })
+    }
+}
+
 /// Part of a workload's run, from its start: `20s..40s`, `20s..` (to the end), `..10s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
@@ -340,6 +367,23 @@ impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |d: Option<Duration>| d.map(|d| format!("{:?}", d)).unwrap_or_default();
         write!(f, "{}..{}", show(self.from), show(self.to))
+    }
+}
+
+/// The text of a `window:`, as `Window::parse` reads it.
+impl schemars::JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let d = crate::vocab::DURATION_PATTERN;
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!(r"^\s*({d})?\s*\.\.\s*({d})?\s*$"),
+            "description": "Part of the workload's run, FROM..TO from its start (either end may be left out); the intervals wholly inside it count.",
+            "examples": ["20s..40s", "20s..", "..10s"],
+        })
     }
 }
 

@@ -89,3 +89,38 @@ impl<'de> Deserialize<'de> for Comparison {
         deserializer.deserialize_any(ComparisonVisitor)
     }
 }
+
+impl schemars::JsonSchema for Comparison {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Comparison".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let int = || schemars::json_schema!({"type": "integer"});
+        let one = |key: &str, value: schemars::Schema| {
+            schemars::json_schema!({
+                "type": "object",
+                "properties": {key: value},
+                "required": [key],
+                "additionalProperties": false,
+            })
+        };
+        let pair = schemars::json_schema!({
+            "type": "array",
+            "items": {"type": "integer"},
+            "minItems": 2,
+            "maxItems": 2,
+        });
+        schemars::json_schema!({
+            "description": "A number (equal to it), or exactly one of {eq: N}, {at_least: N}, {at_most: N}, {between: [LO, HI]} (inclusive, LO <= HI).",
+            "oneOf": [
+                int(),
+                one("eq", int()),
+                one("at_least", int()),
+                one("at_most", int()),
+                one("between", pair),
+            ],
+            "examples": [0, {"at_least": 1}, {"between": [200, 250]}],
+        })
+    }
+}

@@ -79,6 +79,25 @@ impl<'de> Deserialize<'de> for CaseDuration {
     }
 }
 
+/// The text of a duration, without anchors: a number and one of the units `parse` takes.
+/// Shared by the schemas of the types that embed durations (a workload's `window`).
+pub const DURATION_PATTERN: &str = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|min)";
+
+impl schemars::JsonSchema for CaseDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!(r"^\s*{DURATION_PATTERN}\s*$"),
+            "description": "A duration with its unit: ms, s, m (or min); fractions allowed, at most a day. A bare number is refused: in a case about timers it could mean seconds or milliseconds.",
+            "examples": ["250ms", "5s", "1.5s", "2m"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

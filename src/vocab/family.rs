@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 /// Names are one table for the case files (serde) and the reports (strum): `ipv4`, `ipv6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum Family {
@@ -19,7 +21,9 @@ impl Family {
 
 /// The family of one socket, where a step chooses it rather than the trial: `mapped` is an
 /// IPv6 socket that reaches an IPv4 address through its v4-mapped form (`::ffff:198.18.0.2`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum SocketFamily {
@@ -35,7 +39,9 @@ impl SocketFamily {
 }
 
 /// One side of a connection: the one that called connect() or the one that accepted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum Role {

@@ -80,6 +80,28 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
+/// A port as `u16::from_str` reads it (an optional `+`, leading zeros), 0 to 65535.
+const PORT_PATTERN: &str =
+    r"\+?0*([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+
+impl schemars::JsonSchema for PortRange {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortRange".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let p = PORT_PATTERN;
+        schemars::json_schema!({
+            "description": "A port, or an inclusive range of ports `LO..HI` (the lower first).",
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": 65535},
+                {"type": "string", "pattern": format!(r"^\s*{p}\s*(\.\.\s*{p}\s*)?$")},
+            ],
+            "examples": [8080, "40000..40009"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

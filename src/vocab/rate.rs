@@ -47,3 +47,19 @@ impl<'de> Deserialize<'de> for Rate {
         }
     }
 }
+
+impl schemars::JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            // The unit in any case, as `deserialize` lowercases the text.
+            "pattern": r"^\s*0*[1-9][0-9]*([kKmMgG])?[bB][iI][tT]\s*$",
+            "description": "A link rate in bits per second with its unit: bit, kbit, mbit or gbit; more than 0 and at most 34gbit.",
+            "examples": ["10mbit", "512kbit", "1gbit"],
+        })
+    }
+}

@@ -183,6 +183,26 @@ impl<'de> Deserialize<'de> for FlagSet {
     }
 }
 
+impl schemars::JsonSchema for FlagSet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FlagSet".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let letters: String = LETTERS
+            .iter()
+            .flat_map(|(_, c)| [*c, c.to_ascii_lowercase()])
+            .filter(|c| *c != '.')
+            .collect();
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!(r"^\s*[{letters}.]+\s*$"),
+            "description": "Exactly these TCP flags, in tcpdump's letters in any order, each once: S (SYN), F (FIN), R (RST), P (PSH), U (URG), E (ECE), W (CWR), `.` (ACK).",
+            "examples": ["S.", "F.", "FP.", "R"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
+use twlab::matrix::{Matrix, MatrixKind, MatrixOptions, default_cache, guest_column, host_column};
 use twlab::runner::progress::Progress;
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::rollout;
@@ -389,7 +389,12 @@ fn matrix(o: MatrixOptions) -> ExitCode {
         eprintln!("matrix: {k} under QEMU ...");
         columns.push(guest_column(&o, k));
     }
-    let m = Matrix { columns };
+    let kind = if o.profiles.is_empty() {
+        MatrixKind::Cases
+    } else {
+        MatrixKind::Profile
+    };
+    let m = Matrix { kind, columns };
     print!("{}", m.text());
     let json = o.out.join("matrix.json");
     match std::fs::write(&json, m.json() + "\n") {

@@ -10,4 +10,4 @@ mod table;
 
 pub use columns::{Column, MatrixOptions, guest_column, host_column};
 pub use kernel::default_cache;
-pub use table::Matrix;
+pub use table::{FORMAT, Matrix, MatrixKind};

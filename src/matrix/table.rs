@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
 
 use crate::runner::junit;
 use crate::runner::results::{RunResults, Status, TrialOutcome};
@@ -48,9 +49,69 @@ fn grid(first: &str, heads: &[String], rows: &[(String, Vec<String>)]) -> String
     s
 }
 
-#[derive(Debug, Serialize)]
+/// The version of matrix.json's shape: `"format"` at its top. A change that an older twlab
+/// would read wrongly (a field renamed, a meaning changed) takes the next number.
+pub const FORMAT: u64 = 1;
+
+/// What every kernel ran: the cases (`twlab run`), or with `--profile` the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatrixKind {
+    Cases,
+    Profile,
+}
+
+impl MatrixKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatrixKind::Cases => "cases",
+            MatrixKind::Profile => "profile (rollout)",
+        }
+    }
+}
+
+/// The kernels' columns, in the table's order. matrix.json is this with `"format"` first;
+/// what it writes reads back as the same matrix (floats exactly: serde_json's
+/// `float_roundtrip`), so shards run apart merge into what one run writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "MatrixFile")]
 pub struct Matrix {
+    pub kind: MatrixKind,
     pub columns: Vec<Column>,
+}
+
+#[derive(Deserialize)]
+struct MatrixFile {
+    format: u64,
+    kind: MatrixKind,
+    columns: Vec<Column>,
+}
+
+impl TryFrom<MatrixFile> for Matrix {
+    type Error = String;
+
+    fn try_from(f: MatrixFile) -> Result<Matrix, String> {
+        if f.format != FORMAT {
+            return Err(format!(
+                "matrix.json format {}, this twlab reads format {FORMAT}",
+                f.format
+            ));
+        }
+        Ok(Matrix {
+            kind: f.kind,
+            columns: f.columns,
+        })
+    }
+}
+
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("Matrix", 3)?;
+        m.serialize_field("format", &FORMAT)?;
+        m.serialize_field("kind", &self.kind)?;
+        m.serialize_field("columns", &self.columns)?;
+        m.end()
+    }
 }
 
 impl Matrix {
@@ -185,7 +246,7 @@ impl Matrix {
     }
 
     pub fn text(&self) -> String {
-        if self.columns.iter().any(|c| c.rollout.is_some()) {
+        if self.kind == MatrixKind::Profile {
             return self.rollout_text();
         }
         let mut s = String::new();
@@ -353,6 +414,7 @@ mod tests {
     #[test]
     fn table_shows_each_kernel_backend_failures_and_skips() {
         let m = Matrix {
+            kind: MatrixKind::Cases,
             columns: vec![
                 column(
                     "6.18.0",
@@ -386,6 +448,7 @@ mod tests {
         let host = column("6.18.0", false, vec![trial("a", Status::Passed, None)]);
         assert!(
             Matrix {
+                kind: MatrixKind::Cases,
                 columns: vec![host.clone(), guest.clone()]
             }
             .green()
@@ -393,9 +456,40 @@ mod tests {
         guest.results = None;
         guest.error = Some("did not boot".into());
         let m = Matrix {
+            kind: MatrixKind::Cases,
             columns: vec![host, guest],
         };
         assert!(!m.green());
         assert!(m.text().contains("no result"));
+    }
+
+    #[test]
+    fn json_reads_back_as_the_same_matrix() {
+        let mut host = column("6.18.0", false, vec![trial("a", Status::Failed, None)]);
+        // serde_json's default reader gives 985.6906946328696 for this (one in ten of
+        // random seconds below 1000 comes back a bit off without `float_roundtrip`).
+        host.seconds = 985.690_694_632_869_5;
+        host.results.as_mut().unwrap().trials[0].seconds = 0.1 + 0.2;
+        let mut guest = column("", true, Vec::new());
+        guest.results = None;
+        guest.error = Some("did not boot".into());
+        let m = Matrix {
+            kind: MatrixKind::Cases,
+            columns: vec![host, guest],
+        };
+        let json = m.json();
+        assert!(json.starts_with("{\n  \"format\": 1,\n"), "{json}");
+        let back: Matrix = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.json(), json);
+        assert_eq!(back.text(), m.text());
+        assert_eq!(
+            back.columns[0].seconds.to_bits(),
+            m.columns[0].seconds.to_bits()
+        );
+        let t = |m: &Matrix| m.columns[0].results.as_ref().unwrap().trials[0].seconds;
+        assert_eq!(t(&back).to_bits(), t(&m).to_bits());
+        let newer = json.replacen("\"format\": 1", "\"format\": 2", 1);
+        let e = serde_json::from_str::<Matrix>(&newer).unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
     }
 }

@@ -69,11 +69,29 @@ enum Command {
     },
     /// Run the same cases on the host kernel and on other kernels booted under QEMU, and print
     /// a case × kernel table (exit 1 if any kernel failed a case or produced no results).
+    ///
+    /// Each kernel's column can also run as its own CI job (a shard: `--only host`, or
+    /// `--kernel K --no-host`), each writing its matrix.json.
     Matrix {
         /// A kernel image (vmlinuz) or a Debian package (linux-image-6.1.0-56-amd64), fetched
-        /// with apt-get download and cached. Repeat for more kernels; the host is always one.
-        #[arg(short, long = "kernel", value_name = "K", required = true)]
+        /// with apt-get download and cached. Repeat for more kernels; the host is the first
+        /// column unless --no-host.
+        #[arg(
+            short,
+            long = "kernel",
+            value_name = "K",
+            required_unless_present = "only",
+            conflicts_with = "only"
+        )]
         kernels: Vec<String>,
+        /// Run this one kernel's column and no other: `host` (no QEMU), or a kernel as for
+        /// --kernel (then without the host). A shard for one CI job.
+        #[arg(long, value_name = "K", conflicts_with = "no_host")]
+        only: Option<String>,
+        /// Do not run the host's column: a shard of guests only (the host's column is
+        /// another job's `--only host`).
+        #[arg(long)]
+        no_host: bool,
         paths: Vec<PathBuf>,
         /// Cases at once inside a guest (more than its CPUs makes timing cases fail).
         #[arg(long, default_value_t = 2)]
@@ -343,6 +361,8 @@ fn main() -> ExitCode {
         }
         Command::Matrix {
             kernels,
+            only,
+            no_host,
             paths,
             guest_jobs,
             jobs,
@@ -354,22 +374,31 @@ fn main() -> ExitCode {
             out,
             cache,
             profiles,
-        } => matrix(MatrixOptions {
-            kernels,
-            paths: paths_or_default(paths),
-            host_jobs: jobs,
-            guest_jobs,
-            guest_cpus: cpus.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
-            }),
-            guest_memory_mb: memory,
-            timeout: std::time::Duration::from_secs(timeout),
-            include_slow: include_slow || include_slow_from_env(),
-            verbose,
-            out,
-            cache: cache.unwrap_or_else(default_cache),
-            profiles,
-        }),
+        } => {
+            // `--only host`: the host alone; `--only K`: K alone.
+            let (host, kernels) = match only {
+                Some(k) if k == "host" => (true, Vec::new()),
+                Some(k) => (false, vec![k]),
+                None => (!no_host, kernels),
+            };
+            matrix(MatrixOptions {
+                host,
+                kernels,
+                paths: paths_or_default(paths),
+                host_jobs: jobs,
+                guest_jobs,
+                guest_cpus: cpus.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+                }),
+                guest_memory_mb: memory,
+                timeout: std::time::Duration::from_secs(timeout),
+                include_slow: include_slow || include_slow_from_env(),
+                verbose,
+                out,
+                cache: cache.unwrap_or_else(default_cache),
+                profiles,
+            })
+        }
         Command::Doctor => {
             print!("{}", doctor::report());
             ExitCode::SUCCESS
@@ -383,8 +412,10 @@ fn matrix(o: MatrixOptions) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut columns = Vec::new();
-    eprintln!("matrix: host kernel ...");
-    columns.push(host_column(&o));
+    if o.host {
+        eprintln!("matrix: host kernel ...");
+        columns.push(host_column(&o));
+    }
     for k in &o.kernels {
         eprintln!("matrix: {k} under QEMU ...");
         columns.push(guest_column(&o, k));

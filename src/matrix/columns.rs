@@ -16,6 +16,9 @@ use super::initramfs;
 use super::kernel::{self, Kernel};
 
 pub struct MatrixOptions {
+    /// Whether the host's column runs (`--no-host`, `--only K`: not).
+    pub host: bool,
+    /// The guests' kernels, in the table's order after the host.
     pub kernels: Vec<String>,
     pub paths: Vec<PathBuf>,
     /// Cases at once on the host.

@@ -1,11 +1,13 @@
 //! The `twlab` command: run cases with a report, list them, check them without privileges,
 //! and tell what this machine offers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use twlab::matrix::{Matrix, MatrixKind, MatrixOptions, default_cache, guest_column, host_column};
+use twlab::matrix::{
+    Matrix, MatrixKind, MatrixOptions, default_cache, guest_column, host_column, merge_files,
+};
 use twlab::runner::progress::Progress;
 use twlab::runner::results::{RunResults, TrialOutcome};
 use twlab::runner::rollout;
@@ -71,7 +73,8 @@ enum Command {
     /// a case × kernel table (exit 1 if any kernel failed a case or produced no results).
     ///
     /// Each kernel's column can also run as its own CI job (a shard: `--only host`, or
-    /// `--kernel K --no-host`), each writing its matrix.json.
+    /// `--kernel K --no-host`), each writing its matrix.json; `--merge` then builds the one
+    /// matrix from them.
     Matrix {
         /// A kernel image (vmlinuz) or a Debian package (linux-image-6.1.0-56-amd64), fetched
         /// with apt-get download and cached. Repeat for more kernels; the host is the first
@@ -80,19 +83,22 @@ enum Command {
             short,
             long = "kernel",
             value_name = "K",
-            required_unless_present = "only",
+            required_unless_present_any = ["only", "merge"],
             conflicts_with = "only"
         )]
         kernels: Vec<String>,
+        /// Case files or directories (default: cases/); with --profile, where the workloads
+        /// and claims are.
+        paths: Vec<PathBuf>,
         /// Run this one kernel's column and no other: `host` (no QEMU), or a kernel as for
-        /// --kernel (then without the host). A shard for one CI job.
+        /// --kernel (then without the host). A shard for one CI job; its matrix.json is
+        /// what --merge reads.
         #[arg(long, value_name = "K", conflicts_with = "no_host")]
         only: Option<String>,
         /// Do not run the host's column: a shard of guests only (the host's column is
         /// another job's `--only host`).
         #[arg(long)]
         no_host: bool,
-        paths: Vec<PathBuf>,
         /// Cases at once inside a guest (more than its CPUs makes timing cases fail).
         #[arg(long, default_value_t = 2)]
         guest_jobs: usize,
@@ -113,6 +119,22 @@ enum Command {
         /// Full reports of passing cases too, in each kernel's report.txt.
         #[arg(short, long)]
         verbose: bool,
+        /// Merge the matrix.json files shards wrote (`--only K`, `--no-host`, on other
+        /// machines) into one matrix, run nothing: the table on stdout, matrix.json and
+        /// junit.xml in --out, exactly as one run of all their kernels writes them, and the
+        /// same exit status. Columns: the host's first, then the others in the order the
+        /// files are given. A file that is missing, not JSON, of another format, a kernel
+        /// in two files, or shards of a --profile matrix with a cases matrix: exit 2.
+        #[arg(
+            long,
+            value_name = "MATRIX_JSON",
+            num_args = 1..,
+            conflicts_with_all = [
+                "kernels", "only", "no_host", "paths", "profiles", "guest_jobs", "jobs",
+                "cpus", "memory", "timeout", "include_slow", "verbose", "cache",
+            ]
+        )]
+        merge: Vec<PathBuf>,
         /// Where reports, consoles and matrix.json go.
         #[arg(long, default_value = "target/twlab/matrix")]
         out: PathBuf,
@@ -359,6 +381,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Matrix { merge, out, .. } if !merge.is_empty() => merge_matrix(&merge, &out),
         Command::Matrix {
             kernels,
             only,
@@ -374,6 +397,7 @@ fn main() -> ExitCode {
             out,
             cache,
             profiles,
+            ..
         } => {
             // `--only host`: the host alone; `--only K`: K alone.
             let (host, kernels) = match only {
@@ -425,15 +449,37 @@ fn matrix(o: MatrixOptions) -> ExitCode {
     } else {
         MatrixKind::Profile
     };
-    let m = Matrix { kind, columns };
+    write_matrix(&Matrix { kind, columns }, &o.out)
+}
+
+/// `twlab matrix --merge`: the shards' matrix.json files as one matrix, written as one run
+/// writes it.
+fn merge_matrix(shards: &[PathBuf], out: &Path) -> ExitCode {
+    let merged = match merge_files(shards) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("twlab matrix --merge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("twlab: failed to create {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    write_matrix(&merged.matrix, out)
+}
+
+/// The table on stdout, matrix.json and junit.xml in `out`; success when every kernel gave
+/// results and passed every case.
+fn write_matrix(m: &Matrix, out: &Path) -> ExitCode {
     print!("{}", m.text());
-    let json = o.out.join("matrix.json");
+    let json = out.join("matrix.json");
     match std::fs::write(&json, m.json() + "\n") {
         Ok(()) => println!("matrix: results in {}", json.display()),
         Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
     }
-    if o.profiles.is_empty() {
-        let junit = o.out.join("junit.xml");
+    if m.kind == MatrixKind::Cases {
+        let junit = out.join("junit.xml");
         match std::fs::write(&junit, m.junit()) {
             Ok(()) => println!(
                 "matrix: JUnit (a testsuite per kernel) in {}",

@@ -81,6 +81,7 @@ pub struct Matrix {
 }
 
 #[derive(Deserialize)]
+#[serde(rename = "Matrix")]
 struct MatrixFile {
     format: u64,
     kind: MatrixKind,

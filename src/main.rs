@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twlab::matrix::{
-    Matrix, MatrixKind, MatrixOptions, default_cache, guest_column, host_column, merge_files,
+    Matrix, MatrixKind, MatrixOptions, column_link, default_cache, guest_column, host_column,
+    merge_files,
 };
 use twlab::runner::progress::Progress;
 use twlab::runner::results::{RunResults, TrialOutcome};
@@ -131,7 +132,7 @@ enum Command {
             num_args = 1..,
             conflicts_with_all = [
                 "kernels", "only", "no_host", "paths", "profiles", "guest_jobs", "jobs",
-                "cpus", "memory", "timeout", "include_slow", "verbose", "cache",
+                "cpus", "memory", "timeout", "include_slow", "verbose", "cache", "pictures",
             ]
         )]
         merge: Vec<PathBuf>,
@@ -146,6 +147,12 @@ enum Command {
         /// the profile changes on each. PATHS are then where the workloads and claims are.
         #[arg(long = "profile", value_name = "FILE")]
         profiles: Vec<PathBuf>,
+        /// Draw each trial in matrix.html as `twlab run --html` does (the packet ladder with
+        /// each side's TCP states): every kernel's run taps every link and follows its
+        /// connections, which costs time under emulation; each column also gets its own
+        /// report.html. Without it matrix.html lists the trials and their evidence, undrawn.
+        #[arg(long, conflicts_with = "profiles")]
+        pictures: bool,
     },
     /// What a sysctl profile changes on this kernel. Each key (sysctl.d syntax; several files
     /// apply in order, the later winning) is classified: applied per namespace, host-global,
@@ -397,6 +404,7 @@ fn main() -> ExitCode {
             out,
             cache,
             profiles,
+            pictures,
             ..
         } => {
             // `--only host`: the host alone; `--only K`: K alone.
@@ -421,6 +429,7 @@ fn main() -> ExitCode {
                 out,
                 cache: cache.unwrap_or_else(default_cache),
                 profiles,
+                pictures,
             })
         }
         Command::Doctor => {
@@ -449,7 +458,13 @@ fn matrix(o: MatrixOptions) -> ExitCode {
     } else {
         MatrixKind::Profile
     };
-    write_matrix(&Matrix { kind, columns }, &o.out)
+    let m = Matrix { kind, columns };
+    let links: Vec<Option<String>> = m
+        .columns
+        .iter()
+        .map(|c| column_link(&o.out, &o.out, c))
+        .collect();
+    write_matrix(&m, &o.out, &links)
 }
 
 /// `twlab matrix --merge`: the shards' matrix.json files as one matrix, written as one run
@@ -466,12 +481,29 @@ fn merge_matrix(shards: &[PathBuf], out: &Path) -> ExitCode {
         eprintln!("twlab: failed to create {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
-    write_matrix(&merged.matrix, out)
+    // Each column's files are where its shard's matrix.json is, if the job kept them.
+    let links: Vec<Option<String>> = merged
+        .matrix
+        .columns
+        .iter()
+        .zip(&merged.sources)
+        .map(|(c, source)| {
+            let dir = source.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            column_link(out, dir, c)
+        })
+        .collect();
+    write_matrix(&merged.matrix, out, &links)
 }
 
-/// The table on stdout, matrix.json and junit.xml in `out`; success when every kernel gave
-/// results and passed every case.
-fn write_matrix(m: &Matrix, out: &Path) -> ExitCode {
+/// The table on stdout, matrix.json, junit.xml and matrix.html in `out` (`links`: each
+/// column's directory relative to `out`); success when every kernel gave results and passed
+/// every case.
+fn write_matrix(m: &Matrix, out: &Path, links: &[Option<String>]) -> ExitCode {
     print!("{}", m.text());
     let json = out.join("matrix.json");
     match std::fs::write(&json, m.json() + "\n") {
@@ -486,6 +518,13 @@ fn write_matrix(m: &Matrix, out: &Path) -> ExitCode {
                 junit.display()
             ),
             Err(e) => eprintln!("twlab: failed to write {}: {e}", junit.display()),
+        }
+    }
+    if let Some(page) = m.html(links) {
+        let html = out.join("matrix.html");
+        match std::fs::write(&html, page) {
+            Ok(()) => println!("matrix: HTML report in {}", html.display()),
+            Err(e) => eprintln!("twlab: failed to write {}: {e}", html.display()),
         }
     }
     if m.green() {

@@ -247,6 +247,15 @@ fn assert_same(merged: &Matrix, single: &Matrix) {
     assert_eq!(merged.text(), single.text());
     assert_eq!(merged.json(), single.json());
     assert_eq!(merged.junit(), single.junit());
+    assert_eq!(merged.html(&[]), single.html(&[]));
+}
+
+/// The results inside matrix.html, as its script reads them.
+fn html_data(page: &str) -> serde_json::Value {
+    let start = "<script type=\"application/json\" id=\"twlab-data\">";
+    let at = page.find(start).expect("the data element") + start.len();
+    let len = page[at..].find("</script>").unwrap();
+    serde_json::from_str(&page[at..at + len]).unwrap()
 }
 
 #[test]
@@ -258,6 +267,32 @@ fn shards_merge_into_the_single_matrix_byte_for_byte() {
     let merged = merge_files(&paths).unwrap();
     assert_same(&merged.matrix, &single);
     assert_eq!(merged.sources, paths, "each column's source file");
+    // matrix.html: a section per kernel in the table's order, the one that did not boot as
+    // a failed trial saying why, the pictures carried through.
+    let data = html_data(&merged.matrix.html(&[]).unwrap());
+    let kernels: Vec<&str> = data["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kernel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kernels,
+        [
+            "6.18.44-test (host)",
+            "6.1.0-57-amd64 (linux-image-6.1.0-57-amd64)",
+            "6.12.57+deb13-amd64 (linux-image-6.12.57+deb13-amd64)",
+            "/boot/vmlinuz-broken"
+        ]
+    );
+    assert_eq!(
+        data["sections"][3]["results"]["trials"][0]["failures"][0],
+        "the guest never ran twlab (did not boot or init failed)"
+    );
+    assert_eq!(
+        data["sections"][0]["results"]["trials"][0]["picture"]["ladder"]["segments"][0]["flags"],
+        "FIN ACK"
+    );
     // The comparison sees a column dropped or two swapped.
     let mut dropped = all.clone();
     dropped.remove(2);
@@ -378,6 +413,7 @@ fn twlab_matrix_merge_writes_what_one_run_writes() {
     let all = columns();
     let single = cases(all.clone());
     let paths = shards(dir.path(), &all);
+    std::fs::create_dir(dir.path().join("host")).unwrap();
     let out = dir.path().join("merged");
     let mut args = vec!["matrix", "--out", out.to_str().unwrap(), "--merge"];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
@@ -386,14 +422,22 @@ fn twlab_matrix_merge_writes_what_one_run_writes() {
     assert_eq!(run.status.code(), Some(1), "6.1 failed a case: {stdout}");
     let json = out.join("matrix.json");
     let junit = out.join("junit.xml");
+    let html = out.join("matrix.html");
     assert_eq!(
         stdout,
         format!(
-            "{}matrix: results in {}\nmatrix: JUnit (a testsuite per kernel) in {}\n",
+            "{}matrix: results in {}\nmatrix: JUnit (a testsuite per kernel) in {}\nmatrix: HTML report in {}\n",
             single.text(),
             json.display(),
-            junit.display()
+            junit.display(),
+            html.display()
         )
+    );
+    // The host's shard kept its directory next to its matrix.json: the report links it.
+    let links = [Some("../host".to_string()), None, None, None];
+    assert_eq!(
+        std::fs::read_to_string(&html).unwrap(),
+        single.html(&links).unwrap()
     );
     assert_eq!(
         std::fs::read_to_string(&json).unwrap(),

@@ -12,4 +12,4 @@ mod table;
 pub use columns::{Column, MatrixOptions, guest_column, host_column};
 pub use kernel::default_cache;
 pub use merge::{MergeError, Merged, merge, merge_files, parse_shard, read_shard};
-pub use table::{FORMAT, Matrix, MatrixKind};
+pub use table::{FORMAT, Matrix, MatrixKind, column_link};

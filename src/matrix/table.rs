@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 
-use crate::runner::junit;
 use crate::runner::results::{RunResults, Status, TrialOutcome};
+use crate::runner::{html, junit};
 
 use super::columns::Column;
 use crate::runner::rollout::{RolloutReport, SubjectReport, decisive};
@@ -328,11 +329,10 @@ impl Matrix {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// JUnit with one testsuite per kernel. A kernel that produced no results is a suite
-    /// with one failing testcase that says why, so that it cannot vanish from a dashboard.
-    pub fn junit(&self) -> String {
-        let stand_ins: Vec<Option<RunResults>> = self
-            .columns
+    /// For a kernel that produced no results, one failing trial that says why, so that it
+    /// cannot vanish from a dashboard or a report.
+    fn stand_ins(&self) -> Vec<Option<RunResults>> {
+        self.columns
             .iter()
             .map(|c| match (&c.results, &c.error) {
                 (Some(_), _) => None,
@@ -352,7 +352,13 @@ impl Matrix {
                     seconds: c.seconds,
                 }),
             })
-            .collect();
+            .collect()
+    }
+
+    /// JUnit with one testsuite per kernel. A kernel that produced no results is a suite
+    /// with one failing testcase that says why.
+    pub fn junit(&self) -> String {
+        let stand_ins = self.stand_ins();
         let suites: Vec<junit::Suite> = self
             .columns
             .iter()
@@ -367,6 +373,63 @@ impl Matrix {
             .collect();
         junit::render("twlab-matrix", &suites)
     }
+
+    /// The HTML report (`runner::html`): a section per kernel, in the table's order (a
+    /// kernel without results as one failed trial that says why). `links[i]`: where column
+    /// `i`'s directory is, relative to the report, for its pcaps (`dir/artifacts/...`, where
+    /// each column's run keeps them). None for a `--profile` matrix: a rollout report is not
+    /// trials.
+    pub fn html(&self, links: &[Option<String>]) -> Option<String> {
+        if self.kind != MatrixKind::Cases {
+            return None;
+        }
+        let stand_ins = self.stand_ins();
+        let sections: Vec<html::Section> = self
+            .columns
+            .iter()
+            .zip(&stand_ins)
+            .enumerate()
+            .filter_map(|(i, (c, stand_in))| {
+                Some(html::Section {
+                    kernel: c.head(),
+                    results: c.results.as_ref().or(stand_in.as_ref())?,
+                    link: links.get(i).cloned().flatten(),
+                })
+            })
+            .collect();
+        let heads: Vec<String> = self.columns.iter().map(Column::head).collect();
+        let title = format!("twlab matrix: {}", heads.join(", "));
+        Some(html::render(&title, &sections, "artifacts"))
+    }
+}
+
+/// Where `column`'s own directory (report.txt, console, artifacts/) is, relative to
+/// `report_dir`, when the matrix.json it came from is in `shard_dir`: a shard's column
+/// directories sit next to its matrix.json. None when it is not there (a CI job that kept
+/// only the matrix.json).
+pub fn column_link(report_dir: &Path, shard_dir: &Path, column: &Column) -> Option<String> {
+    let target = std::fs::canonicalize(shard_dir.join(column.dir.file_name()?)).ok()?;
+    let from = std::fs::canonicalize(report_dir).ok()?;
+    if !target.is_dir() {
+        return None;
+    }
+    let common = from
+        .components()
+        .zip(target.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in from.components().skip(common) {
+        rel.push("..");
+    }
+    for c in target.components().skip(common) {
+        rel.push(c);
+    }
+    Some(if rel.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        rel.display().to_string()
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! The `twlab` command: run cases with a report, list them, check them without privileges,
 //! and tell what this machine offers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use twlab::matrix::{Matrix, MatrixOptions, default_cache, guest_column, host_column};
+use twlab::matrix::{
+    Matrix, MatrixKind, MatrixOptions, column_link, default_cache, guest_column, host_column,
+    merge_files,
+};
 use twlab::runner::progress::with_progress;
 use twlab::runner::results::RunResults;
 use twlab::runner::rollout;
@@ -73,12 +76,34 @@ enum Command {
     },
     /// Run the same cases on the host kernel and on other kernels booted under QEMU, and print
     /// a case × kernel table (exit 1 if any kernel failed a case or produced no results).
+    ///
+    /// Each kernel's column can also run as its own CI job (a shard: `--only host`, or
+    /// `--kernel K --no-host`), each writing its matrix.json; `--merge` then builds the one
+    /// matrix from them.
     Matrix {
         /// A kernel image (vmlinuz) or a Debian package (linux-image-6.1.0-56-amd64), fetched
-        /// with apt-get download and cached. Repeat for more kernels; the host is always one.
-        #[arg(short, long = "kernel", value_name = "K", required = true)]
+        /// with apt-get download and cached. Repeat for more kernels; the host is the first
+        /// column unless --no-host.
+        #[arg(
+            short,
+            long = "kernel",
+            value_name = "K",
+            required_unless_present_any = ["only", "merge"],
+            conflicts_with = "only"
+        )]
         kernels: Vec<String>,
+        /// Case files or directories (default: cases/); with --profile, where the workloads
+        /// and claims are.
         paths: Vec<PathBuf>,
+        /// Run this one kernel's column and no other: `host` (no QEMU), or a kernel as for
+        /// --kernel (then without the host). A shard for one CI job; its matrix.json is
+        /// what --merge reads.
+        #[arg(long, value_name = "K", conflicts_with = "no_host")]
+        only: Option<String>,
+        /// Do not run the host's column: a shard of guests only (the host's column is
+        /// another job's `--only host`).
+        #[arg(long)]
+        no_host: bool,
         /// Cases at once inside a guest (more than its CPUs makes timing cases fail).
         #[arg(long, default_value_t = 2)]
         guest_jobs: usize,
@@ -99,6 +124,22 @@ enum Command {
         /// Full reports of passing cases too, in each kernel's report.txt.
         #[arg(short, long)]
         verbose: bool,
+        /// Merge the matrix.json files shards wrote (`--only K`, `--no-host`, on other
+        /// machines) into one matrix, run nothing: the table on stdout, matrix.json and
+        /// junit.xml in --out, exactly as one run of all their kernels writes them, and the
+        /// same exit status. Columns: the host's first, then the others in the order the
+        /// files are given. A file that is missing, not JSON, of another format, a kernel
+        /// in two files, or shards of a --profile matrix with a cases matrix: exit 2.
+        #[arg(
+            long,
+            value_name = "MATRIX_JSON",
+            num_args = 1..,
+            conflicts_with_all = [
+                "kernels", "only", "no_host", "paths", "profiles", "guest_jobs", "jobs",
+                "cpus", "memory", "timeout", "include_slow", "verbose", "cache", "pictures",
+            ]
+        )]
+        merge: Vec<PathBuf>,
         /// Where reports, consoles and matrix.json go.
         #[arg(long, default_value = "target/twlab/matrix")]
         out: PathBuf,
@@ -110,6 +151,12 @@ enum Command {
         /// the profile changes on each. PATHS are then where the workloads and claims are.
         #[arg(long = "profile", value_name = "FILE")]
         profiles: Vec<PathBuf>,
+        /// Draw each trial in matrix.html as `twlab run --html` does (the packet ladder with
+        /// each side's TCP states): every kernel's run taps every link and follows its
+        /// connections, which costs time under emulation; each column also gets its own
+        /// report.html. Without it matrix.html lists the trials and their evidence, undrawn.
+        #[arg(long, conflicts_with = "profiles")]
+        pictures: bool,
     },
     /// What a sysctl profile changes on this kernel. Each key (sysctl.d syntax; several files
     /// apply in order, the later winning) is classified: applied per namespace, host-global,
@@ -399,8 +446,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Matrix { merge, out, .. } if !merge.is_empty() => merge_matrix(&merge, &out),
         Command::Matrix {
             kernels,
+            only,
+            no_host,
             paths,
             guest_jobs,
             jobs,
@@ -412,22 +462,34 @@ fn main() -> ExitCode {
             out,
             cache,
             profiles,
-        } => matrix(MatrixOptions {
-            kernels,
-            paths: paths_or_default(paths),
-            host_jobs: jobs,
-            guest_jobs,
-            guest_cpus: cpus.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
-            }),
-            guest_memory_mb: memory,
-            timeout: std::time::Duration::from_secs(timeout),
-            include_slow: include_slow || include_slow_from_env(),
-            verbose,
-            out,
-            cache: cache.unwrap_or_else(default_cache),
-            profiles,
-        }),
+            pictures,
+            ..
+        } => {
+            // `--only host`: the host alone; `--only K`: K alone.
+            let (host, kernels) = match only {
+                Some(k) if k == "host" => (true, Vec::new()),
+                Some(k) => (false, vec![k]),
+                None => (!no_host, kernels),
+            };
+            matrix(MatrixOptions {
+                host,
+                kernels,
+                paths: paths_or_default(paths),
+                host_jobs: jobs,
+                guest_jobs,
+                guest_cpus: cpus.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+                }),
+                guest_memory_mb: memory,
+                timeout: std::time::Duration::from_secs(timeout),
+                include_slow: include_slow || include_slow_from_env(),
+                verbose,
+                out,
+                cache: cache.unwrap_or_else(default_cache),
+                profiles,
+                pictures,
+            })
+        }
         Command::Doctor => {
             print!("{}", doctor::report());
             ExitCode::SUCCESS
@@ -464,27 +526,86 @@ fn matrix(o: MatrixOptions) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut columns = Vec::new();
-    eprintln!("matrix: host kernel ...");
-    columns.push(host_column(&o));
+    if o.host {
+        eprintln!("matrix: host kernel ...");
+        columns.push(host_column(&o));
+    }
     for k in &o.kernels {
         eprintln!("matrix: {k} under QEMU ...");
         columns.push(guest_column(&o, k));
     }
-    let m = Matrix { columns };
+    let kind = if o.profiles.is_empty() {
+        MatrixKind::Cases
+    } else {
+        MatrixKind::Profile
+    };
+    let m = Matrix { kind, columns };
+    let links: Vec<Option<String>> = m
+        .columns
+        .iter()
+        .map(|c| column_link(&o.out, &o.out, c))
+        .collect();
+    write_matrix(&m, &o.out, &links)
+}
+
+/// `twlab matrix --merge`: the shards' matrix.json files as one matrix, written as one run
+/// writes it.
+fn merge_matrix(shards: &[PathBuf], out: &Path) -> ExitCode {
+    let merged = match merge_files(shards) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("twlab matrix --merge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("twlab: failed to create {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    // Each column's files are where its shard's matrix.json is, if the job kept them.
+    let links: Vec<Option<String>> = merged
+        .matrix
+        .columns
+        .iter()
+        .zip(&merged.sources)
+        .map(|(c, source)| {
+            let dir = source.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            column_link(out, dir, c)
+        })
+        .collect();
+    write_matrix(&merged.matrix, out, &links)
+}
+
+/// The table on stdout, matrix.json, junit.xml and matrix.html in `out` (`links`: each
+/// column's directory relative to `out`); success when every kernel gave results and passed
+/// every case.
+fn write_matrix(m: &Matrix, out: &Path, links: &[Option<String>]) -> ExitCode {
     print!("{}", m.text());
-    let json = o.out.join("matrix.json");
+    let json = out.join("matrix.json");
     match std::fs::write(&json, m.json() + "\n") {
         Ok(()) => println!("matrix: results in {}", json.display()),
         Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
     }
-    if o.profiles.is_empty() {
-        let junit = o.out.join("junit.xml");
+    if m.kind == MatrixKind::Cases {
+        let junit = out.join("junit.xml");
         match std::fs::write(&junit, m.junit()) {
             Ok(()) => println!(
                 "matrix: JUnit (a testsuite per kernel) in {}",
                 junit.display()
             ),
             Err(e) => eprintln!("twlab: failed to write {}: {e}", junit.display()),
+        }
+    }
+    if let Some(page) = m.html(links) {
+        let html = out.join("matrix.html");
+        match std::fs::write(&html, page) {
+            Ok(()) => println!("matrix: HTML report in {}", html.display()),
+            Err(e) => eprintln!("twlab: failed to write {}: {e}", html.display()),
         }
     }
     if m.green() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use twlab::case::{Family, Verdict as ClaimVerdict, load_case_source};
 use twlab::expect::{Observations, evaluate};
-use twlab::matrix::{Column, Matrix};
+use twlab::matrix::{Column, Matrix, MatrixKind};
 use twlab::observe::{Counters, SocketRow, TcpState};
 use twlab::runner::claims::{ClaimRow, ClaimStatus, ClaimsReport};
 use twlab::runner::results::{RunResults, Status, TrialOutcome};
@@ -226,6 +226,7 @@ fn matrix_table_and_json() {
         seconds: 40.0,
     };
     let m = Matrix {
+        kind: MatrixKind::Cases,
         columns: vec![
             column(
                 "host",

@@ -16,6 +16,9 @@ use super::initramfs;
 use super::kernel::{self, Kernel};
 
 pub struct MatrixOptions {
+    /// Whether the host's column runs (`--no-host`, `--only K`: not).
+    pub host: bool,
+    /// The guests' kernels, in the table's order after the host.
     pub kernels: Vec<String>,
     pub paths: Vec<PathBuf>,
     /// Cases at once on the host.
@@ -32,6 +35,10 @@ pub struct MatrixOptions {
     pub cache: PathBuf,
     /// `--profile`: each kernel runs `twlab rollout` with these files instead of the cases.
     pub profiles: Vec<PathBuf>,
+    /// `--pictures`: each kernel's `twlab run` also gets `--html` (its own report.html), so
+    /// that its trials are drawn (links tapped, states followed) and the results carry the
+    /// pictures into matrix.html.
+    pub pictures: bool,
 }
 
 /// One column of the table: a kernel and what its run produced.
@@ -102,6 +109,10 @@ fn twlab_args(o: &MatrixOptions, jobs: usize, json: &Path) -> Vec<String> {
     if o.profiles.is_empty() {
         if o.verbose {
             args.push("-v".into());
+        }
+        if o.pictures {
+            args.push("--html".into());
+            args.push(json.with_file_name("report.html").display().to_string());
         }
         args.extend(o.paths.iter().map(|p| p.display().to_string()));
     } else {

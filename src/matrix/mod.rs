@@ -6,8 +6,10 @@ mod guest;
 mod image;
 mod initramfs;
 mod kernel;
+mod merge;
 mod table;
 
 pub use columns::{Column, MatrixOptions, guest_column, host_column};
 pub use kernel::default_cache;
-pub use table::Matrix;
+pub use merge::{MergeError, Merged, merge, merge_files, parse_shard, read_shard};
+pub use table::{FORMAT, Matrix, MatrixKind, column_link};

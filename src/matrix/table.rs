@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
 
-use crate::runner::junit;
 use crate::runner::results::{RunResults, Status, TrialOutcome};
+use crate::runner::{html, junit};
 
 use super::columns::Column;
 use crate::runner::rollout::{RolloutReport, SubjectReport, decisive};
@@ -48,9 +50,70 @@ fn grid(first: &str, heads: &[String], rows: &[(String, Vec<String>)]) -> String
     s
 }
 
-#[derive(Debug, Serialize)]
+/// The version of matrix.json's shape: `"format"` at its top. A change that an older twlab
+/// would read wrongly (a field renamed, a meaning changed) takes the next number.
+pub const FORMAT: u64 = 1;
+
+/// What every kernel ran: the cases (`twlab run`), or with `--profile` the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatrixKind {
+    Cases,
+    Profile,
+}
+
+impl MatrixKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatrixKind::Cases => "cases",
+            MatrixKind::Profile => "profile (rollout)",
+        }
+    }
+}
+
+/// The kernels' columns, in the table's order. matrix.json is this with `"format"` first;
+/// what it writes reads back as the same matrix (floats exactly: serde_json's
+/// `float_roundtrip`), so shards run apart merge into what one run writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "MatrixFile")]
 pub struct Matrix {
+    pub kind: MatrixKind,
     pub columns: Vec<Column>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Matrix")]
+struct MatrixFile {
+    format: u64,
+    kind: MatrixKind,
+    columns: Vec<Column>,
+}
+
+impl TryFrom<MatrixFile> for Matrix {
+    type Error = String;
+
+    fn try_from(f: MatrixFile) -> Result<Matrix, String> {
+        if f.format != FORMAT {
+            return Err(format!(
+                "matrix.json format {}, this twlab reads format {FORMAT}",
+                f.format
+            ));
+        }
+        Ok(Matrix {
+            kind: f.kind,
+            columns: f.columns,
+        })
+    }
+}
+
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("Matrix", 3)?;
+        m.serialize_field("format", &FORMAT)?;
+        m.serialize_field("kind", &self.kind)?;
+        m.serialize_field("columns", &self.columns)?;
+        m.end()
+    }
 }
 
 impl Matrix {
@@ -185,7 +248,7 @@ impl Matrix {
     }
 
     pub fn text(&self) -> String {
-        if self.columns.iter().any(|c| c.rollout.is_some()) {
+        if self.kind == MatrixKind::Profile {
             return self.rollout_text();
         }
         let mut s = String::new();
@@ -266,11 +329,10 @@ impl Matrix {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// JUnit with one testsuite per kernel. A kernel that produced no results is a suite
-    /// with one failing testcase that says why, so that it cannot vanish from a dashboard.
-    pub fn junit(&self) -> String {
-        let stand_ins: Vec<Option<RunResults>> = self
-            .columns
+    /// For a kernel that produced no results, one failing trial that says why, so that it
+    /// cannot vanish from a dashboard or a report.
+    fn stand_ins(&self) -> Vec<Option<RunResults>> {
+        self.columns
             .iter()
             .map(|c| match (&c.results, &c.error) {
                 (Some(_), _) => None,
@@ -290,7 +352,13 @@ impl Matrix {
                     seconds: c.seconds,
                 }),
             })
-            .collect();
+            .collect()
+    }
+
+    /// JUnit with one testsuite per kernel. A kernel that produced no results is a suite
+    /// with one failing testcase that says why.
+    pub fn junit(&self) -> String {
+        let stand_ins = self.stand_ins();
         let suites: Vec<junit::Suite> = self
             .columns
             .iter()
@@ -305,6 +373,63 @@ impl Matrix {
             .collect();
         junit::render("twlab-matrix", &suites)
     }
+
+    /// The HTML report (`runner::html`): a section per kernel, in the table's order (a
+    /// kernel without results as one failed trial that says why). `links[i]`: where column
+    /// `i`'s directory is, relative to the report, for its pcaps (`dir/artifacts/...`, where
+    /// each column's run keeps them). None for a `--profile` matrix: a rollout report is not
+    /// trials.
+    pub fn html(&self, links: &[Option<String>]) -> Option<String> {
+        if self.kind != MatrixKind::Cases {
+            return None;
+        }
+        let stand_ins = self.stand_ins();
+        let sections: Vec<html::Section> = self
+            .columns
+            .iter()
+            .zip(&stand_ins)
+            .enumerate()
+            .filter_map(|(i, (c, stand_in))| {
+                Some(html::Section {
+                    kernel: c.head(),
+                    results: c.results.as_ref().or(stand_in.as_ref())?,
+                    link: links.get(i).cloned().flatten(),
+                })
+            })
+            .collect();
+        let heads: Vec<String> = self.columns.iter().map(Column::head).collect();
+        let title = format!("twlab matrix: {}", heads.join(", "));
+        Some(html::render(&title, &sections, "artifacts"))
+    }
+}
+
+/// Where `column`'s own directory (report.txt, console, artifacts/) is, relative to
+/// `report_dir`, when the matrix.json it came from is in `shard_dir`: a shard's column
+/// directories sit next to its matrix.json. None when it is not there (a CI job that kept
+/// only the matrix.json).
+pub fn column_link(report_dir: &Path, shard_dir: &Path, column: &Column) -> Option<String> {
+    let target = std::fs::canonicalize(shard_dir.join(column.dir.file_name()?)).ok()?;
+    let from = std::fs::canonicalize(report_dir).ok()?;
+    if !target.is_dir() {
+        return None;
+    }
+    let common = from
+        .components()
+        .zip(target.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in from.components().skip(common) {
+        rel.push("..");
+    }
+    for c in target.components().skip(common) {
+        rel.push(c);
+    }
+    Some(if rel.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        rel.display().to_string()
+    })
 }
 
 #[cfg(test)]
@@ -353,6 +478,7 @@ mod tests {
     #[test]
     fn table_shows_each_kernel_backend_failures_and_skips() {
         let m = Matrix {
+            kind: MatrixKind::Cases,
             columns: vec![
                 column(
                     "6.18.0",
@@ -386,6 +512,7 @@ mod tests {
         let host = column("6.18.0", false, vec![trial("a", Status::Passed, None)]);
         assert!(
             Matrix {
+                kind: MatrixKind::Cases,
                 columns: vec![host.clone(), guest.clone()]
             }
             .green()
@@ -393,9 +520,40 @@ mod tests {
         guest.results = None;
         guest.error = Some("did not boot".into());
         let m = Matrix {
+            kind: MatrixKind::Cases,
             columns: vec![host, guest],
         };
         assert!(!m.green());
         assert!(m.text().contains("no result"));
+    }
+
+    #[test]
+    fn json_reads_back_as_the_same_matrix() {
+        let mut host = column("6.18.0", false, vec![trial("a", Status::Failed, None)]);
+        // serde_json's default reader gives 985.6906946328696 for this (one in ten of
+        // random seconds below 1000 comes back a bit off without `float_roundtrip`).
+        host.seconds = 985.690_694_632_869_5;
+        host.results.as_mut().unwrap().trials[0].seconds = 0.1 + 0.2;
+        let mut guest = column("", true, Vec::new());
+        guest.results = None;
+        guest.error = Some("did not boot".into());
+        let m = Matrix {
+            kind: MatrixKind::Cases,
+            columns: vec![host, guest],
+        };
+        let json = m.json();
+        assert!(json.starts_with("{\n  \"format\": 1,\n"), "{json}");
+        let back: Matrix = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.json(), json);
+        assert_eq!(back.text(), m.text());
+        assert_eq!(
+            back.columns[0].seconds.to_bits(),
+            m.columns[0].seconds.to_bits()
+        );
+        let t = |m: &Matrix| m.columns[0].results.as_ref().unwrap().trials[0].seconds;
+        assert_eq!(t(&back).to_bits(), t(&m).to_bits());
+        let newer = json.replacen("\"format\": 1", "\"format\": 2", 1);
+        let e = serde_json::from_str::<Matrix>(&newer).unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
     }
 }

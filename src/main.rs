@@ -367,7 +367,7 @@ fn main() -> ExitCode {
                 ClaimsFormat::Text => print!("{}", report.text()),
             }
             if let Some(path) = json
-                && let Err(e) = std::fs::write(&path, report.json() + "\n")
+                && let Err(e) = write_file(&path, report.json() + "\n")
             {
                 eprintln!("twlab rollout: failed to write {}: {e}", path.display());
                 return ExitCode::FAILURE;
@@ -387,7 +387,7 @@ fn main() -> ExitCode {
                 ];
                 let title = format!("twlab rollout {}", report.profiles.join(" "));
                 let page = html::render(&title, &sides, &artifacts_dir().display().to_string());
-                if let Err(e) = std::fs::write(&path, page) {
+                if let Err(e) = write_file(&path, page) {
                     eprintln!("twlab rollout: failed to write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }
@@ -430,7 +430,7 @@ fn main() -> ExitCode {
                 };
                 let title = format!("twlab claims {}", paths_text(&paths));
                 let page = html::render(&title, &[section], &artifacts_dir().display().to_string());
-                if let Err(e) = std::fs::write(&path, page) {
+                if let Err(e) = write_file(&path, page) {
                     eprintln!("twlab claims: failed to write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }
@@ -508,7 +508,7 @@ fn main() -> ExitCode {
                         _ => ExitCode::SUCCESS,
                     }
                 }
-                Some(path) => match std::fs::write(&path, text) {
+                Some(path) => match write_file(&path, text) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("twlab: cannot write {}: {e}", path.display());
@@ -669,7 +669,7 @@ fn run(
         ));
     }
     for (path, text) in files {
-        if let Err(e) = std::fs::write(&path, text) {
+        if let Err(e) = write_file(&path, text) {
             eprintln!("twlab: failed to write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
@@ -721,4 +721,13 @@ fn run(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Writes an output file the user named, making its directory first (`--html
+/// target/twlab/report.html` before anything made `target/twlab`).
+fn write_file(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
 }

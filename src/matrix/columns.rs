@@ -14,6 +14,7 @@ use crate::runner::rollout::RolloutReport;
 use super::guest::{self, GuestSpec};
 use super::initramfs;
 use super::kernel::{self, Kernel};
+use super::watch::watched;
 
 pub struct MatrixOptions {
     /// Whether the host's column runs (`--no-host`, `--only K`: not).
@@ -163,13 +164,13 @@ pub fn host_column(o: &MatrixOptions) -> Column {
         let report = std::fs::File::create(dir.join("report.txt"))
             .map_err(|e| format!("failed to create the report: {e}"))?;
         let json = dir.join("results.json");
-        Command::new(exe)
-            .args(twlab_args(o, o.host_jobs, &json))
+        let mut cmd = Command::new(exe);
+        cmd.args(twlab_args(o, o.host_jobs, &json))
             .env("TWLAB_ARTIFACTS", dir.join("artifacts"))
             .stdin(Stdio::Null)
             .stdout(report.try_clone().map_err(|e| e.to_string())?.into())
-            .stderr(report.into())
-            .status()
+            .stderr(report.into());
+        watched("host", &dir.join("report.txt"), || cmd.status())
             .map_err(|e| format!("failed to run twlab: {e}"))?;
         Ok(json)
     });
@@ -238,7 +239,7 @@ fn boot(o: &MatrixOptions, kernel: &Kernel, dir: &Path, col: &mut Column) -> Res
     );
     let script_path = dir.join("run.sh");
     std::fs::write(&script_path, script).map_err(|e| e.to_string())?;
-    let run = guest::run(&GuestSpec {
+    let spec = GuestSpec {
         kernel,
         initramfs: &initrd,
         script: &script_path,
@@ -246,8 +247,9 @@ fn boot(o: &MatrixOptions, kernel: &Kernel, dir: &Path, col: &mut Column) -> Res
         timeout: o.timeout,
         cpus: o.guest_cpus,
         memory_mb: o.guest_memory_mb,
-    })
-    .map_err(|e| e.to_string())?;
+    };
+    let run = watched(&col.label, &dir.join("report.txt"), || guest::run(&spec))
+        .map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&initrd);
     col.notes.push(format!(
         "guest ran {:.1} s (boot to power-off)",

@@ -8,6 +8,7 @@ mod initramfs;
 mod kernel;
 mod merge;
 mod table;
+mod watch;
 
 pub use columns::{Column, MatrixOptions, guest_column, host_column};
 pub use kernel::default_cache;

@@ -115,7 +115,11 @@ fn status(label: &str, seen: &Seen, elapsed: Duration) -> String {
         .and_then(|c| c.parse().ok())
         .unwrap_or(120usize);
     if line.chars().count() > width {
-        line = line.chars().take(width.saturating_sub(3)).collect::<String>() + "...";
+        line = line
+            .chars()
+            .take(width.saturating_sub(3))
+            .collect::<String>()
+            + "...";
     }
     line
 }
@@ -166,7 +170,10 @@ mod tests {
             Some((false, 3))
         );
         assert_eq!(parse_line("=== FAILED rates/x"), None);
-        assert_eq!(parse_line("ok   seeds/a (...): all 5 expectations hold"), None);
+        assert_eq!(
+            parse_line("ok   seeds/a (...): all 5 expectations hold"),
+            None
+        );
         assert_eq!(parse_line("[    1.234] virtio_net: probe"), None);
     }
 
@@ -177,12 +184,18 @@ mod tests {
         let (mut offset, mut partial) = (0, String::new());
         assert!(new_lines(&path, &mut offset, &mut partial).is_empty());
         std::fs::write(&path, "  pass  [1/2] a\n  FAIL  [2/").expect("written");
-        assert_eq!(new_lines(&path, &mut offset, &mut partial), ["  pass  [1/2] a"]);
+        assert_eq!(
+            new_lines(&path, &mut offset, &mut partial),
+            ["  pass  [1/2] a"]
+        );
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .expect("open");
         f.write_all(b"2] b\n").expect("appended");
-        assert_eq!(new_lines(&path, &mut offset, &mut partial), ["  FAIL  [2/2] b"]);
+        assert_eq!(
+            new_lines(&path, &mut offset, &mut partial),
+            ["  FAIL  [2/2] b"]
+        );
     }
 }

@@ -22,8 +22,9 @@ const CYCLES: u32 = 5000;
 const SERVER: &str = "198.18.0.2:8080";
 
 fn pair_lab() -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
-    let topology = twlab::topology::load_topology(&path, "pair").expect("pair topology");
+    let topology = twlab::topology::builtin("pair")
+        .expect("pair is built in")
+        .expect("pair topology");
     Lab::build(&topology).expect("lab")
 }
 

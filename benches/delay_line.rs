@@ -9,7 +9,6 @@
 mod pingpong;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pingpong::{SERVER_V4, ms, percentile, ping_pong};
@@ -19,8 +18,9 @@ use twlab::netns::Lab;
 const RATE_SECONDS: f64 = 2.0;
 
 fn pair_lab() -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
-    let topology = twlab::topology::load_topology(&path, "pair").expect("pair topology");
+    let topology = twlab::topology::builtin("pair")
+        .expect("pair is built in")
+        .expect("pair topology");
     Lab::build(&topology).expect("lab")
 }
 

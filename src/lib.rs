@@ -6,6 +6,7 @@
 
 pub mod case;
 pub mod expect;
+pub mod harness;
 pub mod host;
 pub mod impair;
 pub mod kernel;
@@ -19,3 +20,5 @@ pub mod scenario;
 pub mod spawn;
 pub mod topology;
 pub mod vocab;
+
+pub use harness::Harness;

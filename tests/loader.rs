@@ -1,7 +1,7 @@
 //! The case loader and validator fed bad input: every refusal must name the problem and point at
 //! it (file:line:col, the source line, a caret), and one broken file must not hide the others.
 //!
-//! Each test lays out a throwaway repository (`cases/x.yaml` next to `namespaces/pair.yaml`) in a
+//! Each test lays out a throwaway repository (`cases/x.yaml` next to a `namespaces/` directory) in a
 //! temporary directory. Positions are computed from the text of the case itself (`pos`), so a
 //! test states *what* it points at rather than magic numbers.
 //!
@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use twlab::case::{Case, CaseErrors, SourceError, load_case};
 use twlab::runner::{TrialKind, collect};
 
-/// A temporary repository: `cases/` and `namespaces/pair.yaml` (copied from this repo).
+/// A temporary repository: `cases/` and an empty `namespaces/` (the built-in topologies serve).
 struct Repo {
     dir: TempDir,
 }
@@ -25,11 +25,6 @@ impl Repo {
         let repo = Repo { dir };
         std::fs::create_dir_all(repo.cases()).unwrap();
         std::fs::create_dir_all(repo.root().join("namespaces")).unwrap();
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml"),
-            repo.root().join("namespaces/pair.yaml"),
-        )
-        .expect("copy namespaces/pair.yaml");
         repo
     }
 
@@ -421,7 +416,11 @@ fn missing_topology_names_the_known_ones() {
     let err = refuse_one(text);
     assert_says(
         &err,
-        &["unknown topology `nosuch`", "nosuch.yaml", "known: pair"],
+        &[
+            "unknown topology `nosuch`",
+            "nosuch.yaml",
+            "built-in ones are nat, pair, router",
+        ],
     );
     assert_at(&err, pos(text, "nosuch"));
 }
@@ -433,11 +432,17 @@ fn known_topologies_are_only_yaml_files() {
     let text = "name: t\ndescription: d\ntopology: nosuch\nsteps:\n  - listen: {on: server, port: 8080}\nexpect:\n  - result: listen\n    ok: 1\n";
     let errors = repo.load("cases/x.yaml", text).unwrap_err();
     let err = &errors.0[0];
-    assert_says(err, &["known: pair)"]);
+    assert_says(
+        err,
+        &[
+            "built-in ones are nat, pair, router",
+            "has none (there is no nosuch.yaml)",
+        ],
+    );
 }
 
 #[test]
-fn no_namespaces_directory() {
+fn without_a_namespaces_directory_the_builtin_topology_serves() {
     let dir = tempfile::tempdir().unwrap();
     // The search walks up from the case file; skip if some ancestor of the temp dir happens to
     // have a `namespaces/` directory, which would be found instead.
@@ -451,12 +456,37 @@ fn no_namespaces_directory() {
     }
     let path = dir.path().join("cases/x.yaml");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let text = case(LISTEN, EXPECT_LISTEN_OK);
-    std::fs::write(&path, &text).unwrap();
+    std::fs::write(&path, case(LISTEN, EXPECT_LISTEN_OK)).unwrap();
+    let loaded = load_case(&dir.path().join("cases"), &path).expect("loads");
+    assert_eq!(loaded.topology.origin, twlab::topology::Origin::Builtin);
+    let text = "name: t\ndescription: d\ntopology: mesh\nsteps:\n  - listen: {on: server, port: 8080}\nexpect:\n  - result: listen\n    ok: 1\n";
+    std::fs::write(&path, text).unwrap();
     let errors = load_case(&dir.path().join("cases"), &path).unwrap_err();
     assert_eq!(errors.0.len(), 1, "{errors}");
-    assert_says(&errors.0[0], &["no `namespaces/` directory"]);
-    assert_at(&errors.0[0], pos(&text, "pair"));
+    assert_says(
+        &errors.0[0],
+        &[
+            "unknown topology `mesh`",
+            "nat, pair, router",
+            "`namespaces/` directory",
+        ],
+    );
+    assert_at(&errors.0[0], pos(text, "mesh"));
+}
+
+#[test]
+fn a_local_topology_overrides_the_builtin_one_of_its_name() {
+    let repo = Repo::new();
+    let topo = "description: a pair on other addresses\nnamespaces: [client, server]\nlinks:\n  - ends:\n      - {ns: client, ifname: c0, ipv4: 198.19.0.1/24, ipv6: \"fd00:9::1/64\"}\n      - {ns: server, ifname: s0, ipv4: 198.19.0.2/24, ipv6: \"fd00:9::2/64\"}\n";
+    let topo_path = repo.write("namespaces/pair.yaml", topo);
+    let loaded = repo
+        .load("cases/x.yaml", &case(LISTEN, EXPECT_LISTEN_OK))
+        .expect("loads");
+    assert_eq!(
+        loaded.topology.origin,
+        twlab::topology::Origin::File(topo_path)
+    );
+    assert_eq!(loaded.topology.links[0].ends[0].ifname, "c0");
 }
 
 #[test]
@@ -1289,13 +1319,8 @@ fn when_with_an_unknown_feature_lists_the_known_ones() {
 
 /// The router topology too, for conntrack cases.
 fn repo_with_router() -> Repo {
-    let repo = Repo::new();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/router.yaml"),
-        repo.root().join("namespaces/router.yaml"),
-    )
-    .expect("copy namespaces/router.yaml");
-    repo
+    // Built in.
+    Repo::new()
 }
 
 #[test]
@@ -1961,4 +1986,44 @@ fn a_profile_s_roles_reach_the_case() {
         .load("cases/x.yaml", &text)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(case.profile_roles, Some(vec!["client".to_string()]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness's variables and binaries (issue 17).
+
+const EXEC_BIN: &str = "name: t\ndescription: d\ntopology: pair\nsteps:\n  - exec: {label: srv, on: server, argv: [\"{bin.echo-server}\", \"--port\", \"{port}\"]}\nexpect:\n  - result: srv\n    ok: 1\n";
+
+#[test]
+fn a_binary_nobody_gave_is_refused_at_its_placeholder() {
+    let repo = Repo::new();
+    let errors = repo.load("cases/x.yaml", EXEC_BIN).unwrap_err();
+    let err = find(&errors.0, "echo-server");
+    assert_says(
+        err,
+        &[
+            "no binary `echo-server` was given",
+            "CARGO_BIN_EXE_echo-server",
+            "binaries given: none",
+        ],
+    );
+    assert_at(err, pos(EXEC_BIN, "\"{bin.echo-server}\""));
+    assert_says(find(&errors.0, "{port}"), &["no `vars:` entry `port`"]);
+}
+
+#[test]
+fn the_harness_gives_binaries_and_variables() {
+    let repo = Repo::new();
+    let path = repo.write("cases/x.yaml", EXEC_BIN);
+    let given = twlab::case::LoadOptions {
+        vars: vec![("port".into(), "9000".into())],
+        bins: vec![("echo-server".into(), PathBuf::from("/opt/echo-server"))],
+    };
+    let case = twlab::case::load_case_with(&repo.cases(), &path, &given).expect("loads");
+    assert!(
+        case.vars
+            .contains(&("bin.echo-server".into(), "/opt/echo-server".into())),
+        "{:?}",
+        case.vars
+    );
+    assert!(case.vars.contains(&("port".into(), "9000".into())));
 }

@@ -47,6 +47,7 @@ fn picture() -> Picture {
         question: "the last ACK is lost".into(),
         description: "LAST_ACK retransmits its FIN".into(),
         family: "ipv4".into(),
+        topology: String::new(),
         claim: None,
         expectations: vec![ExpectationView {
             at: "cases/impairment/lost-final-ack.yaml:20:5".into(),

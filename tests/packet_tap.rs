@@ -8,12 +8,10 @@ mod harness;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use twlab::netns::Lab;
 use twlab::observe::{Capture, Packet, PacketTap, TcpKind, read_pcap};
-use twlab::topology::load_topology;
 
 tests_main!(harness::NAMESPACES => [
     one_connection_closed_by_the_client_over_ipv4,
@@ -23,8 +21,8 @@ tests_main!(harness::NAMESPACES => [
 ]);
 
 fn pair_lab() -> Lab {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let topology = load_topology(&root.join("namespaces/pair.yaml"), "pair")
+    let topology = twlab::topology::builtin("pair")
+        .expect("pair is built in")
         .unwrap_or_else(|e| panic!("pair topology: {e:?}"));
     Lab::build(&topology).unwrap_or_else(|e| panic!("building the pair lab: {e}"))
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::check::Expectation;
-use crate::topology::{Topology, load_topology, topology_dir};
+use crate::topology::{Topology, builtin, builtin_names, load_topology, topology_dir};
+
+use super::given::LoadOptions;
 
 use super::model::{
     Backend, CaseFile, ClaimSpec, ConntrackSpec, DropSpec, ImpairSpec, Requirement, Step,
@@ -165,16 +167,30 @@ pub fn expected_refusal(source: &str) -> Option<(String, Option<ClaimSpec>)> {
 }
 
 pub fn load_case(root: &Path, path: &Path) -> Result<Case, CaseErrors> {
+    load_case_with(root, path, &LoadOptions::default())
+}
+
+/// `load_case` with the variables and binaries a harness call gives.
+pub fn load_case_with(root: &Path, path: &Path, given: &LoadOptions) -> Result<Case, CaseErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         CaseErrors(vec![SourceError::whole_file(
             path,
             format!("failed to read case file: {e}"),
         )])
     })?;
-    load_case_source(root, path, source)
+    load_case_source_with(root, path, source, given)
 }
 
 pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case, CaseErrors> {
+    load_case_source_with(root, path, source, &LoadOptions::default())
+}
+
+fn load_case_source_with(
+    root: &Path,
+    path: &Path,
+    source: String,
+    given: &LoadOptions,
+) -> Result<Case, CaseErrors> {
     let blank = source
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
@@ -187,39 +203,24 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
     let file: CaseFile = serde_saphyr::from_str(&source)
         .map_err(|e| CaseErrors(vec![SourceError::from_yaml(path, &source, &e)]))?;
     let topo_name = &file.topology;
-    let Some(dir) = topology_dir(path) else {
-        return Err(CaseErrors(vec![SourceError::at(
-            path,
-            &source,
-            topo_name.referenced,
-            "no `namespaces/` directory in this case's directory or above it, so the topology cannot be found",
-        )]));
+    // A local `namespaces/NAME.yaml` first (it adds topologies or overrides a built-in one),
+    // then the built-in topologies.
+    let local = topology_dir(path).map(|d| d.join(format!("{}.yaml", topo_name.value)));
+    let topology = match local.filter(|p| p.is_file()) {
+        Some(topo_path) => load_topology(&topo_path, &topo_name.value)?,
+        None => match builtin(&topo_name.value) {
+            Some(t) => t?,
+            None => {
+                return Err(CaseErrors(vec![SourceError::at(
+                    path,
+                    &source,
+                    topo_name.referenced,
+                    unknown_topology(&topo_name.value, topology_dir(path).as_deref()),
+                )]));
+            }
+        },
     };
-    let topo_path = dir.join(format!("{}.yaml", topo_name.value));
-    if !topo_path.is_file() {
-        let mut known: Vec<String> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect();
-        known.sort();
-        return Err(CaseErrors(vec![SourceError::at(
-            path,
-            &source,
-            topo_name.referenced,
-            format!(
-                "unknown topology `{}`: there is no {} (known: {})",
-                topo_name.value,
-                topo_path.display(),
-                known.join(", ")
-            ),
-        )]));
-    }
-    let topology = load_topology(&topo_path, &topo_name.value)?;
-    let v = validate(&file, path, &source, &topology).map_err(CaseErrors)?;
+    let v = validate(&file, path, &source, &topology, given).map_err(CaseErrors)?;
     if let Some(expected) = &file.expect_invalid {
         return Err(CaseErrors(vec![SourceError::at(
             path,
@@ -248,14 +249,63 @@ pub fn load_case_source(root: &Path, path: &Path, source: String) -> Result<Case
         drops: file.drops.into_iter().map(|d| d.value).collect(),
         conntrack: file.conntrack.into_iter().map(|c| c.value).collect(),
         host_sysctls: v.host_sysctls,
-        vars: file
-            .vars
-            .iter()
-            .map(|(k, v)| (k.value.clone(), v.value.0.clone()))
-            .collect(),
+        vars: placeholder_values(&file.vars, given, &v.bins),
         steps: std::sync::Arc::new(file.steps),
         expectations: v.expectations,
         source,
         picture: false,
     })
+}
+
+/// Why `name` is no topology: the built-in names and the local directory's, if there is one.
+fn unknown_topology(name: &str, dir: Option<&Path>) -> String {
+    let mut msg = format!(
+        "unknown topology `{name}`: the built-in ones are {}",
+        builtin_names().join(", ")
+    );
+    match dir {
+        Some(dir) => {
+            let mut known: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect();
+            known.sort();
+            msg += &format!(
+                ", and {} has {} (there is no {name}.yaml)",
+                dir.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        None => msg += "; a `namespaces/` directory beside the cases (or above them) can add one",
+    }
+    msg
+}
+
+/// The values of `{NAME}` and `{bin.NAME}`: the file's `vars:`, the harness's variables over
+/// them, and each binary the case names, as `bin.NAME`.
+fn placeholder_values(
+    file_vars: &super::program::Vars,
+    given: &LoadOptions,
+    bins: &[(String, std::path::PathBuf)],
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = file_vars
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.value.0.clone()))
+        .collect();
+    for (k, v) in &given.vars {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.clone(), v.clone()));
+    }
+    for (name, path) in bins {
+        vars.push((format!("bin.{name}"), path.display().to_string()));
+    }
+    vars
 }

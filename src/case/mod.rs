@@ -2,6 +2,7 @@
 
 mod check;
 mod entries;
+mod given;
 mod inject;
 mod load;
 mod model;
@@ -19,8 +20,11 @@ pub use check::{
     SocketFilter, TsecrRule,
 };
 pub use entries::Entries;
+pub use given::LoadOptions;
 pub use inject::{Base, Number, SeqBase, SeqNumber, TsBase, TsNumber};
-pub use load::{Case, case_id, discover, expected_refusal, load_case, load_case_source};
+pub use load::{
+    Case, case_id, discover, expected_refusal, load_case, load_case_source, load_case_with,
+};
 pub use model::*;
 pub use placeholder::{
     Placeholder, Segment, fill as fill_placeholders, parse as parse_placeholders,

@@ -19,8 +19,12 @@ pub enum Placeholder {
     Family,
     /// `{any}`: the wildcard address of the trial's family (`0.0.0.0`, `::`).
     Any,
-    /// `{NAME}`: a value from the case's `vars:`.
+    /// `{NAME}`: a value from the case's `vars:`, or one the harness call passed.
     Var(String),
+    /// `{bin.NAME}`: the path of a binary the user's crate builds, as the harness call names
+    /// it (`.bin("NAME", env!("CARGO_BIN_EXE_NAME"))`) or `CARGO_BIN_EXE_NAME` in the
+    /// environment says.
+    Bin(String),
 }
 
 impl fmt::Display for Placeholder {
@@ -33,6 +37,7 @@ impl fmt::Display for Placeholder {
             Placeholder::Family => f.write_str("{family}"),
             Placeholder::Any => f.write_str("{any}"),
             Placeholder::Var(v) => write!(f, "{{{v}}}"),
+            Placeholder::Bin(b) => write!(f, "{{bin.{b}}}"),
         }
     }
 }
@@ -44,7 +49,7 @@ pub enum Segment {
 }
 
 /// The help text every placeholder error ends with.
-pub const SYNTAX: &str = "placeholders are {NS.addr}, {NS.host} (IPv6 in brackets), {NS.ipv4}, {NS.ipv6}, {family}, {any} and {NAME} for a key of `vars:`; write {{ and }} for literal braces";
+pub const SYNTAX: &str = "placeholders are {NS.addr}, {NS.host} (IPv6 in brackets), {NS.ipv4}, {NS.ipv6}, {family}, {any}, {NAME} for a key of `vars:` (or a variable the harness passes) and {bin.NAME} for a binary of your crate; write {{ and }} for literal braces";
 
 /// Splits a template into text and placeholders. Names are not checked here (see `validate`).
 pub fn parse(source: &str) -> Result<Vec<Segment>, String> {
@@ -100,6 +105,14 @@ fn placeholder(name: &str, template: &str) -> Result<Placeholder, String> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
+    if let Some(bin) = name.strip_prefix("bin.") {
+        if !valid(bin) {
+            return Err(format!(
+                "`{{{name}}}` in `{template}` does not name a binary: {SYNTAX}"
+            ));
+        }
+        return Ok(Placeholder::Bin(bin.to_string()));
+    }
     if let Some((ns, field)) = name.split_once('.') {
         if !valid(ns) {
             return Err(format!(

@@ -14,6 +14,7 @@ use crate::topology::{Topology, step_address_allowed};
 use crate::vocab::is_outcome_name;
 use crate::vocab::{Family, SourceError};
 
+use super::given::LoadOptions;
 use super::model::LOOPBACK;
 use super::model::{CaseFile, ExpectSpec, ImpairSpec, PeerAction, Step};
 use super::program::Vars;
@@ -53,6 +54,10 @@ struct Ctx<'a> {
     drops: BTreeSet<String>,
     conntrack: BTreeSet<String>,
     vars: &'a Vars,
+    /// Variables and binaries the harness call gave.
+    given: &'a LoadOptions,
+    /// The binaries `{bin.NAME}` placeholders named, found.
+    bins: Vec<(String, std::path::PathBuf)>,
     /// Labels of `exec` steps, and of those that run in the background.
     programs: BTreeSet<String>,
     background: BTreeSet<String>,
@@ -476,6 +481,8 @@ pub struct Validated {
     pub families: Vec<Family>,
     pub sysctls: Vec<SysctlSetting>,
     pub expectations: Vec<Expectation>,
+    /// The binaries the case's `{bin.NAME}` placeholders name, with their paths.
+    pub bins: Vec<(String, std::path::PathBuf)>,
 }
 
 pub fn validate(
@@ -483,6 +490,7 @@ pub fn validate(
     path: &Path,
     source: &str,
     topology: &Topology,
+    given: &LoadOptions,
 ) -> Result<Validated, Vec<SourceError>> {
     let mut early = Vec::new();
     let families = match &file.families {
@@ -512,6 +520,8 @@ pub fn validate(
         drops: BTreeSet::new(),
         conntrack: BTreeSet::new(),
         vars: &file.vars,
+        given,
+        bins: Vec::new(),
         programs: BTreeSet::new(),
         background: BTreeSet::new(),
         workloads: BTreeSet::new(),
@@ -628,12 +638,14 @@ pub fn validate(
         p.value.roles.iter().map(|r| r.value.clone()).collect()
     });
     if ctx.errors.is_empty() {
+        let bins = ctx.bins;
         Ok(Validated {
             profile_roles,
             host_sysctls,
             families,
             sysctls,
             expectations,
+            bins,
         })
     } else {
         Err(ctx.errors)

@@ -116,6 +116,13 @@ impl Compiler<'_> {
                 .find(|(k, _)| k == v)
                 .map(|(_, value)| value.clone())
                 .unwrap_or_default(),
+            // Resolved when the case loaded (`Case::vars` holds them as `bin.NAME`).
+            Placeholder::Bin(b) => self
+                .vars
+                .iter()
+                .find(|(k, _)| k.strip_prefix("bin.") == Some(b))
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default(),
         }))
     }
 

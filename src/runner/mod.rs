@@ -19,7 +19,7 @@ pub use probe::{allowed_missing, namespaces_available, strict};
 pub use report::{headline, host_change_lines, render};
 pub use suite::{
     Executed, SLOW_REASON, TrialFacts, TrialKind, TrialResult, TrialSpec, artifacts_dir, collect,
-    execute, execute_detailed, execute_full, execute_with, include_slow_from_env, recover_host,
-    with_pictures,
+    collect_with, execute, execute_detailed, execute_full, execute_with, include_slow_from_env,
+    recover_host, with_pictures,
 };
 pub use trial::{TrialError, TrialReport, run_trial};

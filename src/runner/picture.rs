@@ -26,6 +26,9 @@ pub struct Picture {
     pub question: String,
     pub description: String,
     pub family: String,
+    /// The topology and where it came from: `pair (built in)`, `mesh (namespaces/mesh.yaml)`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topology: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
     pub expectations: Vec<ExpectationView>,
@@ -204,6 +207,7 @@ impl Picture {
             question: case.name.clone(),
             description: case.description.clone(),
             family: report.family.name().to_string(),
+            topology: format!("{} ({})", case.topology.name, case.topology.origin),
             claim: case.claim.as_ref().map(|c| c.says.clone()),
             expectations,
             ladder: (!report.captures.is_empty()).then(|| ladder(case, report, end_us)),

@@ -51,7 +51,9 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
     let o = &report.observations;
     let _ = writeln!(
         s,
-        "  setup {:.1} ms, steps {:.1} ms",
+        "  topology {} ({}), setup {:.1} ms, steps {:.1} ms",
+        case.topology.name,
+        case.topology.origin,
         o.setup.as_secs_f64() * 1e3,
         o.run.as_secs_f64() * 1e3
     );

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::case::{
-    Case, CaseErrors, ClaimSpec, Family, SourceError, case_id, discover, expected_refusal,
-    load_case,
+    Case, CaseErrors, ClaimSpec, Family, LoadOptions, SourceError, case_id, discover,
+    expected_refusal, load_case_with,
 };
 
 use super::probe::{allowed_missing, namespaces_available, strict};
@@ -85,6 +85,11 @@ fn broken_path(path: &std::path::Path, message: String) -> TrialSpec {
 /// Trials for every case file below `paths`. A path that cannot be read, or holds no case
 /// file, is one failing trial that says so.
 pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
+    collect_with(paths, &LoadOptions::default())
+}
+
+/// `collect`, the cases given variables and binaries (a harness call's).
+pub fn collect_with(paths: &[PathBuf], given: &LoadOptions) -> Vec<TrialSpec> {
     let mut files = Vec::new();
     let mut out = Vec::new();
     for p in paths {
@@ -101,7 +106,7 @@ pub fn collect(paths: &[PathBuf]) -> Vec<TrialSpec> {
         }
     }
     for (root, path) in files {
-        match load_case(&root, &path) {
+        match load_case_with(&root, &path, given) {
             Ok(case) => {
                 let case = Arc::new(case);
                 let many = case.families.len() > 1;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::vocab::{CaseErrors, SourceError};
 
-use super::model::{EndSpec, Link, LinkEnd, Topology, TopologyFile, address_allowed};
+use super::model::{EndSpec, Link, LinkEnd, Origin, Topology, TopologyFile, address_allowed};
 
 /// The `namespaces/` directory that serves a case file: the nearest one in the case's
 /// directory or above it, so cases run the same from any working directory.
@@ -24,6 +24,17 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
             format!("failed to read topology file: {e}"),
         )])
     })?;
+    parse_topology(path, &source, name, Origin::File(path.to_path_buf()))
+}
+
+/// A topology from its text; `path` is what diagnostics name.
+pub fn parse_topology(
+    path: &Path,
+    source: &str,
+    name: &str,
+    origin: Origin,
+) -> Result<Topology, CaseErrors> {
+    let source = source.to_string();
     let file: TopologyFile = serde_saphyr::from_str(&source)
         .map_err(|e| CaseErrors(vec![SourceError::from_yaml(path, &source, &e)]))?;
     let mut errors = Vec::new();
@@ -96,6 +107,7 @@ pub fn load_topology(path: &Path, name: &str) -> Result<Topology, CaseErrors> {
     if errors.is_empty() {
         Ok(Topology {
             name: name.to_string(),
+            origin,
             description: file.description.clone(),
             namespaces,
             links,

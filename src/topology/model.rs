@@ -1,5 +1,5 @@
-//! Topology files (`namespaces/<name>.yaml`): which namespaces a case gets and the veth links
-//! between them, with their addresses.
+//! Topology files (built in, or `namespaces/<name>.yaml` beside the cases): which namespaces a
+//! case gets and the veth links between them, with their addresses.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -63,6 +63,8 @@ pub type LoopbackAddr = (String, (Ipv4Addr, u8), (Ipv6Addr, u8));
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub name: String,
+    /// Where it came from: the reports say it.
+    pub origin: Origin,
     pub description: String,
     pub namespaces: Vec<String>,
     pub links: Vec<Link>,
@@ -71,6 +73,25 @@ pub struct Topology {
     pub loopback: Vec<LoopbackAddr>,
     /// (namespace, gateway namespace) for default routes.
     pub routes: Vec<(String, String)>,
+}
+
+/// Where a topology was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Shipped inside twlab (`src/topology/builtin/NAME.yaml`).
+    Builtin,
+    /// A file of the user's `namespaces/` directory, which adds to the built-in ones or
+    /// overrides one of the same name.
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built in"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

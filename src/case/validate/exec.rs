@@ -38,8 +38,22 @@ impl Ctx<'_> {
                         self.err(text.referenced, msg);
                     }
                 }
+                Placeholder::Bin(b) => {
+                    if let Some(path) = self.given.bin(b) {
+                        if !self.bins.iter().any(|(n, _)| n == b) {
+                            self.bins.push((b.clone(), path));
+                        }
+                    } else {
+                        let msg = format!(
+                            "`{p}` in `{}`: no binary `{b}` was given: pass it from the harness (`Harness::new(..).bin(\"{b}\", env!(\"CARGO_BIN_EXE_{b}\"))`), or set CARGO_BIN_EXE_{b} to its path for `twlab run` (binaries given: {})",
+                            text.value.0,
+                            self.given.bin_names()
+                        );
+                        self.err(text.referenced, msg);
+                    }
+                }
                 Placeholder::Var(v) => {
-                    if self.vars.get(v).is_none() {
+                    if self.vars.get(v).is_none() && self.given.var(v).is_none() {
                         let known: Vec<String> =
                             self.vars.iter().map(|(k, _)| k.value.clone()).collect();
                         let msg = format!(

@@ -192,7 +192,7 @@
       if (p.description) body.append(el("div", { class: "description", text: p.description }));
       if (p.claim) body.append(el("div", { class: "claim", text: "Claim: " + p.claim }));
       body.append(el("div", { class: "note", text: p.file + " · " + p.family +
-        " · set-up " + p.setup_ms.toFixed(1) + " ms, steps " + p.run_ms.toFixed(1) + " ms" +
+        (p.topology ? " · topology " + p.topology : "") + " · set-up " + p.setup_ms.toFixed(1) + " ms, steps " + p.run_ms.toFixed(1) + " ms" +
         (t.backend ? " · impairments through " + t.backend : "") }));
     }
     if (t.reason) body.append(el("p", { text: "Skipped: " + t.reason }));

@@ -130,7 +130,7 @@ impl Harness {
 macro_rules! harness {
     ($dir:expr) => {
         fn main() {
-            $crate::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir)).run()
+            $crate::harness::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir)).run()
         }
     };
 }

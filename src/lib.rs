@@ -9,6 +9,7 @@ pub mod expect;
 pub mod harness;
 pub mod host;
 pub mod impair;
+pub mod init;
 pub mod kernel;
 pub mod matrix;
 pub mod netns;

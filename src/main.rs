@@ -215,6 +215,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// Write a starting point into a repository (default: here): an example case with a
+    /// comment per key, tests/twlab.rs (the harness), a CI job and the case schema; a
+    /// minimal crate too where there is no Cargo.toml. Refuses to overwrite anything.
+    Init {
+        dir: Option<PathBuf>,
+        /// How the project depends on twlab, as a TOML value (default: this twlab's checkout
+        /// by path when it is still there, else its version).
+        #[arg(long, value_name = "TOML")]
+        twlab_dep: Option<String>,
+    },
     /// Validate case files without running them (no privileges needed).
     Check { paths: Vec<PathBuf> },
     /// Print the JSON Schema of the case file format (for editors' YAML language servers).
@@ -489,6 +499,32 @@ fn main() -> ExitCode {
                 profiles,
                 pictures,
             })
+        }
+        Command::Init { dir, twlab_dep } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            let dep = twlab_dep.unwrap_or_else(twlab::init::default_dependency);
+            match twlab::init::init(&dir, &dep) {
+                Ok(done) => {
+                    for p in &done.written {
+                        println!("wrote {}", p.display());
+                    }
+                    match done.add_to_manifest {
+                        Some(lines) => println!(
+                            "\nadd to {}:\n\n{lines}\nthen, as root: TWLAB_STRICT=1 cargo test --test twlab",
+                            dir.join("Cargo.toml").display()
+                        ),
+                        None => println!(
+                            "\nthen, as root: cd {} && TWLAB_STRICT=1 cargo test",
+                            dir.display()
+                        ),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("twlab init: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Doctor => {
             print!("{}", doctor::report());

@@ -9,7 +9,6 @@ mod harness;
 mod pingpong;
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong};
@@ -30,8 +29,9 @@ tests_main!(harness::NAMESPACES => [
 ]);
 
 fn pair_lab() -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
-    let topology = twlab::topology::load_topology(&path, "pair").expect("pair topology");
+    let topology = twlab::topology::builtin("pair")
+        .expect("pair is built in")
+        .expect("pair topology");
     Lab::build(&topology).expect("lab")
 }
 

@@ -1,22 +1,15 @@
 //! `exec` steps, `stop` steps, `vars:` and `program:` expectations fed bad input: each refusal
 //! names the problem and points at it (file:line:col); good input loads.
 
-use std::path::Path;
-
 use twlab::case::{Case, CaseErrors, SourceError, load_case};
 
-/// Loads `text` as `cases/x.yaml` in a throwaway repository with `namespaces/pair.yaml` and
+/// Loads `text` as `cases/x.yaml` in a throwaway repository (the built-in pair topology) and
 /// a `cases/www/` directory.
 fn load(text: &str) -> Result<Case, CaseErrors> {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("cases/www")).unwrap();
     std::fs::create_dir_all(root.join("namespaces")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml"),
-        root.join("namespaces/pair.yaml"),
-    )
-    .unwrap();
     let path = root.join("cases/x.yaml");
     std::fs::write(&path, text).unwrap();
     load_case(&root.join("cases"), &path)

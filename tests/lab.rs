@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use twlab::netns::{Lab, LabError};
-use twlab::topology::{Topology, load_topology};
+use twlab::topology::{Topology, builtin};
 
 tests_main!(harness::NAMESPACES => [
     a_router_topology_carries_a_connection_end_to_end,
@@ -19,8 +19,7 @@ tests_main!(harness::NAMESPACES => [
 ]);
 
 fn topology(name: &str) -> Topology {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("namespaces/{name}.yaml"));
-    load_topology(&path, name).unwrap()
+    builtin(name).expect("built in").unwrap()
 }
 
 /// Two links made by two different namespaces' parts (client's, then router's), forwarding

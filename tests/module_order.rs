@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first.
 const ORDER: &[&str] = &[
     "vocab", "kernel", "host", "profile", "spawn", "topology", "case", "plan", "netns", "observe",
-    "impair", "scenario", "expect", "runner", "harness", "matrix",
+    "impair", "scenario", "expect", "runner", "harness", "init", "matrix",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

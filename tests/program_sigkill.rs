@@ -55,16 +55,11 @@ fn zombie(pid: u32) -> bool {
     }
 }
 
-/// A scratch repository with the pair topology and one case.
+/// A scratch repository with one case (the pair topology is built in).
 fn repo(case: &str) -> (tempfile::TempDir, PathBuf) {
     let repo = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(repo.path().join("namespaces")).unwrap();
     std::fs::create_dir_all(repo.path().join("cases")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml"),
-        repo.path().join("namespaces/pair.yaml"),
-    )
-    .unwrap();
     let path = repo.path().join("cases/program.yaml");
     std::fs::write(&path, case).unwrap();
     (repo, path)

@@ -9,7 +9,6 @@
 mod harness;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 
 use twlab::netns::Lab;
 use twlab::observe::{SockDiag, TcpState};
@@ -20,8 +19,7 @@ tests_main!(harness::NAMESPACES => [
 ]);
 
 fn a_dump_lists_both_families_ipv4_first() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
-    let topology = twlab::topology::load_topology(&path, "pair").unwrap();
+    let topology = twlab::topology::builtin("pair").unwrap().unwrap();
     let lab = Lab::build(&topology).unwrap();
     let mut kept = Vec::new();
     // IPv6 sockets made first: the order is the dump's doing, not the order they were made in.
@@ -66,8 +64,7 @@ fn a_dump_lists_both_families_ipv4_first() {
 }
 
 fn lookup_finds_each_side_of_a_connection_through_its_close() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("namespaces/pair.yaml");
-    let topology = twlab::topology::load_topology(&path, "pair").unwrap();
+    let topology = twlab::topology::builtin("pair").unwrap().unwrap();
     let lab = Lab::build(&topology).unwrap();
     let server: SocketAddr = "198.18.0.2:8080".parse().unwrap();
     let listener = lab

@@ -15,6 +15,8 @@ pub struct Expectation {
     pub line: u64,
     pub col: u64,
     pub why: Option<String>,
+    /// Known to fail, and why (`xfail:`): a failure is expected, a pass is an error.
+    pub xfail: Option<String>,
     /// Shown as the evidence of a claim.
     pub evidence: bool,
     /// Where the expectation applies (all kernels when `None`).

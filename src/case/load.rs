@@ -32,6 +32,8 @@ pub struct Case {
     pub claim: Option<ClaimSpec>,
     /// Waits out real timers: skipped unless slow cases are asked for.
     pub slow: bool,
+    /// Known to fail as a whole (`xfail:`), and why.
+    pub xfail: Option<String>,
     pub impair: Vec<ImpairSpec>,
     pub backend: Option<Backend>,
     pub requires: Vec<Requirement>,
@@ -243,6 +245,7 @@ fn load_case_source_with(
         profile_roles: v.profile_roles,
         claim: file.claim.map(|c| c.value),
         slow: file.slow,
+        xfail: file.xfail,
         impair: file.impair.into_iter().map(|s| s.value).collect(),
         backend: file.backend.map(|b| b.value),
         requires: file.requires.into_iter().map(|r| r.value).collect(),

@@ -34,6 +34,11 @@ pub struct CaseFile {
     /// The case waits out real timers (minutes): skipped unless slow cases are asked for.
     #[serde(default)]
     pub slow: bool,
+    /// The whole case is known to fail, and why (a kernel bug being tracked): a failure is
+    /// reported as xfail and passes; every expectation holding is XPASS, an error, so the
+    /// mark goes once the cause is fixed. For one expectation, put `xfail:` on it instead.
+    #[serde(default)]
+    pub xfail: Option<String>,
     /// A rollout workload: `twlab rollout` runs it once with this kernel's defaults and once
     /// with a sysctl profile's per-namespace keys set in these namespaces.
     #[serde(default)]
@@ -1175,6 +1180,13 @@ pub struct ExpectSpec {
     /// Why this is expected: shown with the verdict.
     #[serde(default)]
     pub why: Option<String>,
+
+    /// Known to fail (a kernel bug being tracked, a part broken somewhere): the reason. A
+    /// failure is then reported as `xfail` and does not fail the case; a pass is `XPASS`,
+    /// an error, so the mark is removed once the cause is fixed. `when:` still decides where
+    /// the expectation applies at all.
+    #[serde(default)]
+    pub xfail: Option<String>,
 
     /// Only on these kernels or backends (`kernel >= 6.14`, `feature netem`, `backend
     /// substitute`, joined with `and`); elsewhere the expectation is reported as not applicable.

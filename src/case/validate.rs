@@ -353,6 +353,7 @@ impl Ctx<'_> {
                 line: at.line(),
                 col: at.column(),
                 why: e.why.clone(),
+                xfail: e.xfail.clone(),
                 evidence: e.evidence,
                 when: when.clone(),
                 check,

@@ -55,8 +55,11 @@ pub struct Observations {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub expectation: Expectation,
-    /// True also when the expectation does not apply here (`applies` false).
+    /// Whether the verdict is good for the case: the expectation held, or it is marked
+    /// `xfail:` and did not (an XPASS is not). True also when it does not apply here.
     pub passed: bool,
+    /// Whether the expectation itself held (what `passed` is without `xfail:`).
+    pub held: bool,
     /// False when its `when:` does not hold on this kernel: not judged.
     pub applies: bool,
     pub observed: String,
@@ -84,6 +87,7 @@ pub fn evaluate(expectations: &[Expectation], obs: &Observations) -> Vec<Verdict
                 return Verdict {
                     expectation: e.clone(),
                     passed: true,
+                    held: true,
                     applies: false,
                     observed: format!(
                         "not judged: `when: {}` does not hold on kernel {}{}",
@@ -97,10 +101,11 @@ pub fn evaluate(expectations: &[Expectation], obs: &Observations) -> Vec<Verdict
                     ),
                 };
             }
-            let (passed, observed) = judge(&e.check, obs);
+            let (held, observed) = judge(&e.check, obs);
             Verdict {
                 expectation: e.clone(),
-                passed,
+                passed: held != e.xfail.is_some(),
+                held,
                 applies: true,
                 observed,
             }

@@ -19,6 +19,7 @@ fn expectation(check: Check) -> Expectation {
         line: 1,
         col: 1,
         why: None,
+        xfail: None,
         evidence: false,
         when: None,
         check,
@@ -1093,4 +1094,30 @@ fn when_without_a_backend_names_only_the_kernel() {
         v.observed,
         "not judged: `when: backend substitute` does not hold on kernel 6.18.44"
     );
+}
+
+#[test]
+fn an_xfail_expectation_that_fails_is_good_and_one_that_holds_is_not() {
+    let obs = Observations {
+        counters: BTreeMap::from([(
+            "client".to_string(),
+            Counters(BTreeMap::from([("Tcp.OutRsts".to_string(), 0)])),
+        )]),
+        ..Observations::default()
+    };
+    let mut e = expectation(Check::Counter {
+        ns: "client".into(),
+        name: "Tcp.OutRsts".into(),
+        cmp: Comparison::Eq(1),
+    });
+    e.xfail = Some("an upstream bug".into());
+    let v = &evaluate(std::slice::from_ref(&e), &obs)[0];
+    assert!(!v.held && v.passed, "failed as marked: {v:?}");
+    e.check = Check::Counter {
+        ns: "client".into(),
+        name: "Tcp.OutRsts".into(),
+        cmp: Comparison::Eq(0),
+    };
+    let v = &evaluate(std::slice::from_ref(&e), &obs)[0];
+    assert!(v.held && !v.passed, "XPASS: {v:?}");
 }

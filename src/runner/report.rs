@@ -63,10 +63,12 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
         let _ = writeln!(
             s,
             "  {} {}:{}:{}  {}\n       observed: {}",
-            match (v.applies, v.passed) {
-                (false, _) => "n/a ",
-                (true, true) => "ok  ",
-                (true, false) => "FAIL",
+            match (v.applies, v.passed, &e.xfail) {
+                (false, _, _) => "n/a ",
+                (true, true, None) => "ok  ",
+                (true, false, None) => "FAIL",
+                (true, true, Some(_)) => "xfail",
+                (true, false, Some(_)) => "XPASS",
             },
             case.path.display(),
             e.line,
@@ -76,6 +78,17 @@ pub fn render(case: &Case, report: &TrialReport) -> String {
         );
         if let (false, Some(why)) = (v.passed, &e.why) {
             let _ = writeln!(s, "       why expected: {why}");
+        }
+        if let (true, Some(reason)) = (v.applies, &e.xfail) {
+            let _ = writeln!(
+                s,
+                "       {}: {reason}",
+                if v.held {
+                    "held, but marked xfail (remove the mark)"
+                } else {
+                    "failed as marked xfail"
+                }
+            );
         }
     }
     render_evidence(&mut s, o);

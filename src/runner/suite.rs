@@ -333,11 +333,26 @@ fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, 
             .picture
             .then(|| Box::new(super::picture::Picture::new(case, report))),
     };
-    if report.passed() {
-        (TrialResult::Passed(text), facts)
-    } else {
-        text += &write_pcaps(&spec.name, report);
-        (TrialResult::Failed(text), facts)
+    match (&case.xfail, report.passed()) {
+        (None, true) => (TrialResult::Passed(text), facts),
+        (Some(reason), false) => {
+            text += &format!("xfail: the case failed as marked: {reason}\n");
+            (TrialResult::Passed(text), facts)
+        }
+        (Some(reason), true) => {
+            text += &format!(
+                "XPASS: every expectation held, but the case is marked xfail (\"{reason}\"): remove the mark\n"
+            );
+            let mut facts = facts;
+            facts.failures.push(format!(
+                "XPASS: the case is marked xfail (\"{reason}\") but held"
+            ));
+            (TrialResult::Failed(text), facts)
+        }
+        (None, false) => {
+            text += &write_pcaps(&spec.name, report);
+            (TrialResult::Failed(text), facts)
+        }
     }
 }
 

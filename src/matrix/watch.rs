@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::runner::progress::{fit, terminal_width};
+
 /// One finished trial, as the child's plain progress line says.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Finished<'a> {
@@ -110,18 +112,7 @@ fn status(label: &str, seen: &Seen, elapsed: Duration) -> String {
         line += &format!(" | last: {}", seen.last);
     }
     line += &format!(" ({:.0} s)", elapsed.as_secs_f64());
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(120usize);
-    if line.chars().count() > width {
-        line = line
-            .chars()
-            .take(width.saturating_sub(3))
-            .collect::<String>()
-            + "...";
-    }
-    line
+    fit(line, terminal_width())
 }
 
 /// A line that stays: above the status line on a terminal.

@@ -188,7 +188,11 @@ fn poll(
             // change: a reconnect on the same 4-tuple may have passed between two polls
             // unseen (TIME_WAIT, then TIME_WAIT again), and the end state belongs to the
             // last connection, not to the one before.
-            if last_round && state.is_some() && f.last == Some(state) {
+            let changed = f.last != Some(state);
+            // A socket never seen is not a change; one that was there and is not is.
+            let worth = (changed && (f.last.is_some() || state.is_some()))
+                || (last_round && state.is_some());
+            if worth {
                 out.changes.push(StateChange {
                     at: start.elapsed(),
                     ns: sides[s].ns.clone(),
@@ -196,17 +200,8 @@ fn poll(
                     remote,
                     state,
                 });
-            } else if f.last != Some(state) {
-                // A socket never seen is not a change; one that was there and is not is.
-                if f.last.is_some() || state.is_some() {
-                    out.changes.push(StateChange {
-                        at: start.elapsed(),
-                        ns: sides[s].ns.clone(),
-                        local,
-                        remote,
-                        state,
-                    });
-                }
+            }
+            if changed {
                 f.last = Some(state);
                 f.every = FIRST_POLL;
             } else {

@@ -48,14 +48,27 @@ pub fn status_line(
             .collect();
         line += &format!(" | running: {}", names.join(", "));
     }
+    fit(line, width)
+}
+
+/// A status line cut to `width` characters, with `...` where it was cut.
+pub fn fit(line: String, width: usize) -> String {
     if line.chars().count() > width {
-        line = line
-            .chars()
+        line.chars()
             .take(width.saturating_sub(3))
             .collect::<String>()
-            + "...";
+            + "..."
+    } else {
+        line
     }
-    line
+}
+
+/// The terminal's width from `COLUMNS`, else 120.
+pub fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(120)
 }
 
 impl Progress {
@@ -129,10 +142,7 @@ impl Progress {
             .iter()
             .map(|(n, t)| (n.clone(), now.duration_since(*t)))
             .collect();
-        let width = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(120);
+        let width = terminal_width();
         let total = self.total.load(Ordering::Relaxed);
         status_line(st.done, total, st.failed, &running, width)
     }

@@ -406,6 +406,13 @@ fn twlab(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `twlab matrix --out OUT --merge SHARDS...`.
+fn merge_into(out: &Path, shards: &[&Path]) -> std::process::Output {
+    let mut args = vec!["matrix", "--out", out.to_str().unwrap(), "--merge"];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    twlab(&args)
+}
+
 /// The command itself: the same stdout and files as one run, its exit status; bad input
 /// exits 2 with the error.
 #[test]
@@ -416,9 +423,8 @@ fn twlab_matrix_merge_writes_what_one_run_writes() {
     let paths = shards(dir.path(), &all);
     std::fs::create_dir(dir.path().join("host")).unwrap();
     let out = dir.path().join("merged");
-    let mut args = vec!["matrix", "--out", out.to_str().unwrap(), "--merge"];
-    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
-    let run = twlab(&args);
+    let all_shards: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let run = merge_into(&out, &all_shards);
     let stdout = String::from_utf8(run.stdout).unwrap();
     assert_eq!(run.status.code(), Some(1), "6.1 failed a case: {stdout}");
     let json = out.join("matrix.json");
@@ -456,24 +462,10 @@ fn twlab_matrix_merge_writes_what_one_run_writes() {
     );
 
     // Green when every kernel passed: the host and 6.12.
-    let run = twlab(&[
-        "matrix",
-        "--out",
-        out.to_str().unwrap(),
-        "--merge",
-        paths[0].to_str().unwrap(),
-        paths[2].to_str().unwrap(),
-    ]);
+    let run = merge_into(&out, &[&paths[0], &paths[2]]);
     assert_eq!(run.status.code(), Some(0));
     // A kernel that gave no results fails the merge as it fails a run.
-    let run = twlab(&[
-        "matrix",
-        "--out",
-        out.to_str().unwrap(),
-        "--merge",
-        paths[0].to_str().unwrap(),
-        paths[3].to_str().unwrap(),
-    ]);
+    let run = merge_into(&out, &[&paths[0], &paths[3]]);
     assert_eq!(run.status.code(), Some(1));
 
     let missing = dir.path().join("missing.json");

@@ -1,30 +1,5 @@
 //! The test harness for a `[[test]] harness = false` target, in your repository or twlab's
-//! own: every case file under a directory becomes one test per address family, run by the
-//! suite's rules, with libtest's command line (`cargo test -- NAME`, `--list`,
-//! `--include-ignored`, `--test-threads`, `--nocapture`) and nextest's.
-//!
-//! ```no_run
-//! // tests/twlab.rs, with `[[test]] name = "twlab" harness = false` in Cargo.toml
-//! fn main() {
-//!     twlab::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/cases"))
-//!         .bin("echo-server", env!("CARGO_BIN_EXE_echo-server"))
-//!         .var("port", "8080")
-//!         .run()
-//! }
-//! ```
-//!
-//! Or, with no variables or binaries: `twlab::harness!("cases");`.
-//!
-//! What it does, in order:
-//! - starts twlab's program spawner before any thread exists (programs are forked from
-//!   that clean copy, never from a process holding a trial's sockets);
-//! - undoes host-global settings a killed earlier run left behind;
-//! - runs each case as a test. A file that does not load is one failing test, and the
-//!   others still run. A slow case is ignored the libtest way unless `TWLAB_INCLUDE_SLOW=1`
-//!   or `--include-ignored`. A case skipped for want of root or a kernel part is an ignored
-//!   test with the reason, and a failure under `TWLAB_STRICT=1`.
-// The example is a whole test file, whose `fn main` is the point.
-#![allow(clippy::needless_doctest_main)]
+//! own: the crate's public entry point (`twlab::Harness`, `twlab::harness!`).
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +13,34 @@ use crate::runner::{
 /// Cases mostly wait on the kernel's timers, not the CPU: more than one per core.
 const DEFAULT_THREADS: usize = 8;
 
-/// The cases of one test target. See the module documentation for an example.
+/// The cases of one test target: every case file under a directory becomes one test per
+/// address family, run by the suite's rules, with libtest's command line (`cargo test --
+/// NAME`, `--list`, `--include-ignored`, `--test-threads`, `--nocapture`) and nextest's.
+///
+/// ```no_run
+/// // tests/twlab.rs, with this in Cargo.toml:
+/// //   [[test]]
+/// //   name = "twlab"
+/// //   harness = false
+/// # macro_rules! env { ($name:literal) => { concat!("/target/", $name) } }
+/// fn main() {
+///     twlab::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/cases"))
+///         .bin("echo-server", env!("CARGO_BIN_EXE_echo-server"))
+///         .var("port", "8080")
+///         .run()
+/// }
+/// ```
+///
+/// With no variables or binaries, [`harness!`](crate::harness!) is the same in one line.
+///
+/// What [`run`](Harness::run) does, in order:
+/// - starts twlab's program spawner before any thread exists (programs are forked from
+///   that clean copy, never from a process holding a trial's sockets);
+/// - undoes host-global settings a killed earlier run left behind;
+/// - runs each case as a test. A file that does not load is one failing test, and the
+///   others still run. A slow case is ignored the libtest way unless `TWLAB_INCLUDE_SLOW=1`
+///   or `--include-ignored`. A case skipped for want of root or a kernel part is an ignored
+///   test with the reason, and a failure under `TWLAB_STRICT=1`.
 #[derive(Debug, Clone)]
 pub struct Harness {
     dirs: Vec<PathBuf>,
@@ -79,8 +81,9 @@ impl Harness {
         self
     }
 
-    /// The tests these cases expand to, as libtest-mimic trials (for a harness that adds
-    /// tests of its own).
+    /// The tests these cases expand to, as libtest-mimic trials. To run them beside tests of
+    /// your own, use [`run_with`](Harness::run_with), which also starts the spawner and
+    /// recovers the host first.
     pub fn trials(&self) -> Vec<Trial> {
         collect_with(&self.dirs, &self.given)
             .into_iter()
@@ -92,7 +95,8 @@ impl Harness {
                 let slow = matches!(&spec.kind, TrialKind::Run { case, .. } if case.slow)
                     && !include_slow_from_env();
                 Trial::ignorable_test(name, move || match execute_with(&spec, true) {
-                    TrialResult::Passed(report) => {
+                    // libtest has no xfail: it passes, and the report says xfail.
+                    TrialResult::Passed(report) | TrialResult::Xfail(report) => {
                         if std::env::args().any(|a| a == "--nocapture") {
                             println!("{report}");
                         }
@@ -108,6 +112,20 @@ impl Harness {
 
     /// Runs the tests with the process's arguments and exits with their status.
     pub fn run(self) -> ! {
+        self.run_with(Vec::new())
+    }
+
+    /// [`run`](Harness::run), with tests of your own beside the cases'.
+    ///
+    /// ```no_run
+    /// use twlab::libtest_mimic::Trial;
+    ///
+    /// fn main() {
+    ///     twlab::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/cases"))
+    ///         .run_with(vec![Trial::test("config_parses", || Ok(()))])
+    /// }
+    /// ```
+    pub fn run_with(self, mut tests: Vec<Trial>) -> ! {
         // First, before any thread: programs are forked from this clean copy.
         crate::spawn::start();
         let mut args = Arguments::from_args();
@@ -120,17 +138,24 @@ impl Harness {
                 eprintln!("{message}");
             }
         }
-        libtest_mimic::run(&args, self.trials()).exit()
+        let mut all = self.trials();
+        all.append(&mut tests);
+        libtest_mimic::run(&args, all).exit()
     }
 }
 
 /// `fn main` for a `harness = false` test target that runs every case under `$dir` (relative
-/// to the crate's manifest): `twlab::harness!("cases");`.
+/// to the crate's manifest), as [`Harness::run`] does.
+///
+/// ```no_run
+/// // tests/twlab.rs
+/// twlab::harness!("cases");
+/// ```
 #[macro_export]
 macro_rules! harness {
     ($dir:expr) => {
         fn main() {
-            $crate::harness::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir)).run()
+            $crate::Harness::new(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir)).run()
         }
     };
 }

@@ -34,6 +34,7 @@ fn trial(name: &str, status: Status, seconds: f64) -> TrialOutcome {
         } else {
             Vec::new()
         },
+        xfails: Vec::new(),
         backend: (status != Status::Ignored).then(|| "netem".to_string()),
         workloads: Vec::new(),
         picture: None,
@@ -54,6 +55,7 @@ fn picture() -> Picture {
             check: "packets FIN from server >= 2".into(),
             observed: "2".into(),
             passed: true,
+            xfail: None,
             applies: true,
             why: Some("the FIN is sent again".into()),
         }],

@@ -183,6 +183,7 @@ fn outcome(name: &str, status: Status, backend: Option<&str>) -> TrialOutcome {
         } else {
             Vec::new()
         },
+        xfails: Vec::new(),
         backend: backend.map(str::to_string),
         workloads: Vec::new(),
         picture: None,

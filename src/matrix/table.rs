@@ -265,6 +265,7 @@ impl Matrix {
                         (Some(t), None) => {
                             let status = match t.status {
                                 Status::Passed => "pass",
+                                Status::Xfail => "xfail",
                                 Status::Failed => "FAIL",
                                 Status::Ignored => "skip",
                             };
@@ -288,9 +289,13 @@ impl Matrix {
                 }
                 (Some(r), None) => {
                     let count = |st| r.trials.iter().filter(|t| t.status == st).count();
+                    let xfail = match count(Status::Xfail) {
+                        0 => String::new(),
+                        n => format!(", {n} xfail"),
+                    };
                     let _ = writeln!(
                         s,
-                        "{head}: {} passed, {} failed, {} skipped in {:.0} s; report {}",
+                        "{head}: {} passed{xfail}, {} failed, {} skipped in {:.0} s; report {}",
                         count(Status::Passed),
                         count(Status::Failed),
                         count(Status::Ignored),
@@ -344,6 +349,7 @@ impl Matrix {
                         status: Status::Failed,
                         reason: None,
                         failures: vec![error.clone().unwrap_or_else(|| "no results".into())],
+                        xfails: Vec::new(),
                         backend: None,
                         workloads: Vec::new(),
                         picture: None,
@@ -449,6 +455,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            xfails: Vec::new(),
             backend: backend.map(str::to_string),
             workloads: Vec::new(),
             picture: None,

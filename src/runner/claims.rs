@@ -107,6 +107,15 @@ pub fn claim_row(spec: &TrialSpec, claim: &ClaimSpec, run: &Executed) -> ClaimRo
             row.verdict = decided(claim);
             row.status = ClaimStatus::Confirmed;
         }
+        // The case's own mark says the claim does not hold here: not confirmed, and not a
+        // change either.
+        TrialResult::Xfail(_) => {
+            row.verdict = format!(
+                "known not to hold (xfail: {})",
+                run.facts.xfail_reasons.join("; ")
+            );
+            row.status = ClaimStatus::NotRun;
+        }
         TrialResult::Failed(text) => match &run.report {
             Some(report) => {
                 let failed = report.verdicts.iter().filter(|v| !v.passed).count();

@@ -50,7 +50,7 @@ pub fn render(run_name: &str, suites: &[Suite]) -> String {
             "    <testsuite name=\"{}\" tests=\"{}\" disabled=\"{}\" errors=\"0\" failures=\"{}\" time=\"{:.3}\">",
             escape(&s.name),
             s.results.trials.len(),
-            count(s, Status::Ignored),
+            count(s, Status::Ignored) + count(s, Status::Xfail),
             count(s, Status::Failed),
             s.results.seconds
         );
@@ -64,6 +64,16 @@ pub fn render(run_name: &str, suites: &[Suite]) -> String {
             );
             match t.status {
                 Status::Passed => out.push_str("/>\n"),
+                // JUnit has no expected failure: pytest's `<skipped type="pytest.xfail">`
+                // is what CI dashboards already show, with the failures as its body.
+                Status::Xfail => {
+                    let _ = writeln!(
+                        out,
+                        ">\n            <skipped type=\"xfail\" message=\"xfail: {}\">{}</skipped>\n        </testcase>",
+                        escape(t.reason.as_deref().unwrap_or("")),
+                        escape(&t.xfails.join("\n"))
+                    );
+                }
                 Status::Ignored => {
                     let _ = writeln!(
                         out,

@@ -50,7 +50,11 @@ pub struct ExpectationView {
     pub at: String,
     pub check: String,
     pub observed: String,
+    /// Whether it counts as passed (an xfail that failed does).
     pub passed: bool,
+    /// Its `xfail:` mark's reason. With a mark, `passed` means it failed as foreseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xfail: Option<String>,
     /// False when its `when:` does not hold on this kernel.
     pub applies: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +182,7 @@ impl Picture {
                 check: v.expectation.check.to_string(),
                 observed: v.observed.clone(),
                 passed: v.passed,
+                xfail: v.expectation.xfail.clone(),
                 applies: v.applies,
                 why: v.expectation.why.clone(),
             })

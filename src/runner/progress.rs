@@ -172,6 +172,7 @@ pub fn with_progress<R>(work: impl FnOnce(&Progress) -> R) -> R {
 pub fn tag(result: &TrialResult) -> &'static str {
     match result {
         TrialResult::Passed(_) => "pass",
+        TrialResult::Xfail(_) => "xfail",
         TrialResult::Failed(_) => "FAIL",
         TrialResult::Ignored(_) => "skip",
     }

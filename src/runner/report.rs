@@ -18,6 +18,11 @@ const MAX_ROWS: usize = 12;
 pub fn headline(case: &Case, report: &TrialReport) -> String {
     let failed = report.verdicts.iter().filter(|v| !v.passed).count();
     let judged = report.verdicts.iter().filter(|v| v.applies).count();
+    let foreseen = report
+        .verdicts
+        .iter()
+        .filter(|v| v.applies && !v.held)
+        .count();
     let not_here = match report.verdicts.len() - judged {
         0 => String::new(),
         n => format!(" ({n} not applicable on this kernel)"),
@@ -27,7 +32,9 @@ pub fn headline(case: &Case, report: &TrialReport) -> String {
         case.id,
         case.name,
         report.family.name(),
-        if failed == 0 {
+        if failed == 0 && foreseen > 0 {
+            format!("{foreseen} of {judged} expectations failed as marked xfail{not_here}")
+        } else if failed == 0 {
             format!("all {judged} expectations hold{not_here}")
         } else {
             format!("{failed} of {judged} expectations failed{not_here}")

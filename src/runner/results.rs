@@ -10,6 +10,8 @@ use crate::observe::kernel_release;
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passed,
+    /// Failed as an `xfail:` mark said it would; counts as passed.
+    Xfail,
     Failed,
     Ignored,
 }
@@ -18,12 +20,16 @@ pub enum Status {
 pub struct TrialOutcome {
     pub name: String,
     pub status: Status,
-    /// Why it was ignored (`ignored`), or nothing.
+    /// Why it was ignored (`ignored`) or expected to fail (`xfail`: the marks' reasons), or
+    /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Each failed expectation with its observed value, or the error that stopped the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Each expectation that failed as its `xfail:` mark said, with the mark's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xfails: Vec<String>,
     /// `netem` or `substitute` when the case impairs its links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
@@ -40,6 +46,7 @@ impl TrialOutcome {
     pub fn new(name: &str, result: &TrialResult, facts: TrialFacts, seconds: f64) -> Self {
         let (status, reason) = match result {
             TrialResult::Passed(_) => (Status::Passed, None),
+            TrialResult::Xfail(_) => (Status::Xfail, Some(facts.xfail_reasons.join("; "))),
             TrialResult::Failed(_) => (Status::Failed, None),
             TrialResult::Ignored(reason) => (Status::Ignored, Some(reason.clone())),
         };
@@ -48,6 +55,7 @@ impl TrialOutcome {
             status,
             reason,
             failures: facts.failures,
+            xfails: facts.xfails,
             backend: facts.backend,
             workloads: facts.workloads,
             picture: facts.picture,

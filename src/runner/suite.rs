@@ -35,6 +35,8 @@ pub struct TrialSpec {
 
 pub enum TrialResult {
     Passed(String),
+    /// Failed where `xfail:` said it would: counts as a pass, reported as its own status.
+    Xfail(String),
     Failed(String),
     Ignored(String),
 }
@@ -46,6 +48,13 @@ pub struct TrialFacts {
     /// `file:line:col  check  observed: value` for each failed expectation; or the error that
     /// stopped the trial before its expectations were judged.
     pub failures: Vec<String>,
+    /// Each expectation that failed as its `xfail:` (or its case's) said it would, in the
+    /// form of `failures`, with the mark's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xfails: Vec<String>,
+    /// The distinct reasons of the marks behind `xfails`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xfail_reasons: Vec<String>,
     /// The impairment backend (`netem`, `substitute`) when the case impairs its links.
     pub backend: Option<String>,
     /// The trial's workloads: totals and their series, interval by interval.
@@ -307,53 +316,87 @@ pub fn execute_full(spec: &TrialSpec, include_slow: bool) -> Executed {
 }
 
 /// A trial whose expectations were judged: the report, and each failed expectation's place
-/// and observed value for machines.
+/// and observed value for machines. A failure an `xfail:` mark foresaw goes to `xfails`, and
+/// the trial is `Xfail`; a mark whose case held is an XPASS, a failure.
 fn judged(spec: &TrialSpec, case: &Case, report: &TrialReport) -> (TrialResult, TrialFacts) {
     let mut text = render(case, report);
+    let place = |v: &crate::expect::Verdict| {
+        let e = &v.expectation;
+        format!(
+            "{}:{}:{}  {}  observed: {}",
+            case.path.display(),
+            e.line,
+            e.col,
+            e.check,
+            v.observed
+        )
+    };
+    let mut failures: Vec<String> = report
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| match (&v.expectation.xfail, v.held) {
+            (Some(reason), true) => {
+                format!("{}  (XPASS: held, but marked xfail: {reason})", place(v))
+            }
+            _ => place(v),
+        })
+        .collect();
+    let mut xfails: Vec<String> = report
+        .verdicts
+        .iter()
+        .filter(|v| v.applies && !v.held)
+        .filter_map(|v| {
+            let reason = v.expectation.xfail.as_ref()?;
+            Some(format!("{}  (xfail: {reason})", place(v)))
+        })
+        .collect();
+    let mut xfail_reasons: Vec<String> = Vec::new();
+    for v in &report.verdicts {
+        if let (true, false, Some(reason)) = (v.applies, v.held, &v.expectation.xfail)
+            && !xfail_reasons.contains(reason)
+        {
+            xfail_reasons.push(reason.clone());
+        }
+    }
+    let result = match (&case.xfail, report.passed()) {
+        (Some(reason), false) => {
+            text += &format!("xfail: the case failed as marked: {reason}\n");
+            xfails.extend(
+                failures
+                    .drain(..)
+                    .map(|f| format!("{f}  (case xfail: {reason})")),
+            );
+            xfail_reasons.push(reason.clone());
+            TrialResult::Xfail(text)
+        }
+        (Some(reason), true) => {
+            text += &format!(
+                "XPASS: every expectation held, but the case is marked xfail (\"{reason}\"): remove the mark\n"
+            );
+            failures.push(format!(
+                "XPASS: the case is marked xfail (\"{reason}\") but held"
+            ));
+            TrialResult::Failed(text)
+        }
+        (None, true) if !xfails.is_empty() => TrialResult::Xfail(text),
+        (None, true) => TrialResult::Passed(text),
+        (None, false) => {
+            text += &write_pcaps(&spec.name, report);
+            TrialResult::Failed(text)
+        }
+    };
     let facts = TrialFacts {
-        failures: report
-            .verdicts
-            .iter()
-            .filter(|v| !v.passed)
-            .map(|v| {
-                let e = &v.expectation;
-                format!(
-                    "{}:{}:{}  {}  observed: {}",
-                    case.path.display(),
-                    e.line,
-                    e.col,
-                    e.check,
-                    v.observed
-                )
-            })
-            .collect(),
+        failures,
+        xfails,
+        xfail_reasons,
         backend: report.backend.map(str::to_string),
         workloads: report.observations.workloads.clone(),
         picture: case
             .picture
             .then(|| Box::new(super::picture::Picture::new(case, report))),
     };
-    match (&case.xfail, report.passed()) {
-        (None, true) => (TrialResult::Passed(text), facts),
-        (Some(reason), false) => {
-            text += &format!("xfail: the case failed as marked: {reason}\n");
-            (TrialResult::Passed(text), facts)
-        }
-        (Some(reason), true) => {
-            text += &format!(
-                "XPASS: every expectation held, but the case is marked xfail (\"{reason}\"): remove the mark\n"
-            );
-            let mut facts = facts;
-            facts.failures.push(format!(
-                "XPASS: the case is marked xfail (\"{reason}\") but held"
-            ));
-            (TrialResult::Failed(text), facts)
-        }
-        (None, false) => {
-            text += &write_pcaps(&spec.name, report);
-            (TrialResult::Failed(text), facts)
-        }
-    }
+    (result, facts)
 }
 
 /// A trial that stopped before its expectations were judged.

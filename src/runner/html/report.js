@@ -58,10 +58,11 @@
     FIN_WAIT1: "#ffe066", FIN_WAIT2: "#fcc419", TIME_WAIT: "#ff8787", CLOSE_WAIT: "#a5d8ff",
     LAST_ACK: "#4dabf7", CLOSING: "#e599f7", CLOSE: "#ced4da", LISTEN: "#e9ecef",
   };
+  const BADGE = { failed: "FAIL", xfail: "xfail", passed: "pass", ignored: "skip" };
   const PALETTE = ["#1864ab", "#c92a2a", "#2b8a3e", "#e67700", "#862e9c", "#0b7285", "#5c940d", "#a61e4d"];
 
   // ---- the trials, failures first -----------------------------------------------------
-  const rank = { failed: 0, passed: 1, ignored: 2 };
+  const rank = { failed: 0, xfail: 1, passed: 2, ignored: 3 };
   const trials = [];
   data.sections.forEach(function (section, si) {
     section.results.trials.forEach(function (t, ti) {
@@ -77,7 +78,7 @@
   };
 
   // ---- header and filters ------------------------------------------------------------
-  const counts = { passed: 0, failed: 0, ignored: 0 };
+  const counts = { passed: 0, xfail: 0, failed: 0, ignored: 0 };
   trials.forEach(function (x) { counts[x.t.status] += 1; });
   const kernels = data.sections.map(function (s) { return s.kernel; });
   app.append(el("h1", { text: data.title }));
@@ -86,6 +87,7 @@
     kernels.join(", ") + " · " + trials.length + " trials" }));
   app.append(el("div", { class: "totals" },
     el("span", { class: "n-passed", text: counts.passed + " passed" }),
+    counts.xfail ? el("span", { class: "n-xfail", text: counts.xfail + " xfail" }) : null,
     el("span", { class: "n-failed", text: counts.failed + " failed" }),
     el("span", { class: "n-ignored", text: counts.ignored + " skipped" })));
 
@@ -93,7 +95,9 @@
 
   const filters = el("div", { class: "filters" });
   const statusBoxes = {};
-  ["failed", "passed", "ignored"].forEach(function (s) {
+  ["failed", "xfail", "passed", "ignored"].filter(function (s) {
+    return s !== "xfail" || counts.xfail;
+  }).forEach(function (s) {
     const box = el("input", { type: "checkbox", "data-status": s });
     box.checked = true;
     statusBoxes[s] = box;
@@ -121,7 +125,7 @@
       class: "trial", "data-status": t.status, "data-dir": dirOf(t.name),
       "data-kernel": x.kernel, "data-name": t.name,
     });
-    const badge = { failed: "FAIL", passed: "pass", ignored: "skip" }[t.status];
+    const badge = BADGE[t.status];
     d.append(el("summary", {},
       el("span", { class: "badge " + t.status, text: badge }),
       el("span", { class: "name", text: t.name }),
@@ -175,7 +179,7 @@
       const row = el("tr", {}, el("td", { class: "mono", text: n }));
       kernels.forEach(function (k) {
         const st = by[n][k];
-        row.append(el("td", { class: st || "", text: st ? { failed: "FAIL", passed: "pass", ignored: "skip" }[st] : "—" }));
+        row.append(el("td", { class: st || "", text: st ? BADGE[st] : "—" }));
       });
       table.append(row);
     });
@@ -195,7 +199,7 @@
         (p.topology ? " · topology " + p.topology : "") + " · set-up " + p.setup_ms.toFixed(1) + " ms, steps " + p.run_ms.toFixed(1) + " ms" +
         (t.backend ? " · impairments through " + t.backend : "") }));
     }
-    if (t.reason) body.append(el("p", { text: "Skipped: " + t.reason }));
+    if (t.reason) body.append(el("p", { text: (t.status === "xfail" ? "Expected to fail: " : "Skipped: ") + t.reason }));
     if (p && p.expectations.length) {
       body.append(el("h4", { text: "Expectations" }));
       body.append(expectations(p.expectations));
@@ -233,10 +237,14 @@
       el("tr", {}, el("th", { text: "" }), el("th", { text: "expectation" }),
         el("th", { text: "observed" }), el("th", { text: "where" })));
     list.forEach(function (e) {
-      const mark = !e.applies ? ["na", "n/a"] : e.passed ? ["ok", "✓"] : ["bad", "✗"];
+      // An xfail mark: failed as foreseen, or held (XPASS, a failure).
+      const mark = !e.applies ? ["na", "n/a"]
+        : e.xfail && e.passed ? ["xf", "xfail"]
+        : e.xfail ? ["bad", "XPASS"]
+        : e.passed ? ["ok", "✓"] : ["bad", "✗"];
       const row = el("tr", { class: e.applies && !e.passed ? "failed-row" : "" },
         el("td", { class: mark[0], text: mark[1] }),
-        el("td", { class: "mono", text: e.check, title: e.why || undefined }),
+        el("td", { class: "mono", text: e.check, title: e.xfail ? "xfail: " + e.xfail : e.why || undefined }),
         el("td", { class: "mono", text: e.observed }),
         el("td", { class: "mono", text: e.at }));
       table.append(row);

@@ -245,6 +245,7 @@ fn spec(name: String, case: Arc<Case>, family: crate::vocab::Family) -> TrialSpe
 fn summary(run: &Executed) -> RunSummary {
     let status = match &run.result {
         TrialResult::Passed(_) => "passed".to_string(),
+        TrialResult::Xfail(_) => "xfail".to_string(),
         TrialResult::Failed(_) if run.report.is_some() => "failed".to_string(),
         TrialResult::Failed(text) => format!(
             "error: {}",

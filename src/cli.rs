@@ -19,6 +19,31 @@ use crate::runner::{
 };
 use clap::{Parser, Subcommand};
 
+/// Writes to stdout where `print!` would panic when the reader has gone (`twlab list |
+/// head`): the command then ends as a program killed by SIGPIPE would, with status 141.
+/// (twlab keeps Rust's ignored SIGPIPE: a write to a program's closed stdin pipe must be an
+/// error, not the end of twlab.)
+fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("twlab: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    () => { write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "twlab",
@@ -304,12 +329,12 @@ pub fn main() -> ExitCode {
         Command::List { paths } => {
             for t in collect(&paths_or_default(paths)) {
                 match t.kind {
-                    TrialKind::Run { case, .. } => println!("{:<56} {}", t.name, case.name),
+                    TrialKind::Run { case, .. } => outln!("{:<56} {}", t.name, case.name),
                     TrialKind::Broken(_) => {
-                        println!("{:<56} (does not load: see `twlab check`)", t.name)
+                        outln!("{:<56} (does not load: see `twlab check`)", t.name)
                     }
                     TrialKind::Refused { .. } => {
-                        println!("{:<56} (documents refused input)", t.name)
+                        outln!("{:<56} (documents refused input)", t.name)
                     }
                 }
             }
@@ -333,7 +358,7 @@ pub fn main() -> ExitCode {
                     }
                 }
             }
-            println!("{} case files valid, {bad} invalid", seen.len());
+            outln!("{} case files valid, {bad} invalid", seen.len());
             if bad == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -383,9 +408,9 @@ pub fn main() -> ExitCode {
                 }
             };
             match format {
-                ClaimsFormat::Md => print!("{}", report.markdown()),
-                ClaimsFormat::Json => println!("{}", report.json()),
-                ClaimsFormat::Text => print!("{}", report.text()),
+                ClaimsFormat::Md => out!("{}", report.markdown()),
+                ClaimsFormat::Json => outln!("{}", report.json()),
+                ClaimsFormat::Text => out!("{}", report.text()),
             }
             if let Some(path) = json
                 && let Err(e) = write_file(&path, report.json() + "\n")
@@ -457,9 +482,9 @@ pub fn main() -> ExitCode {
                 }
             }
             match format {
-                ClaimsFormat::Md => print!("{}", report.markdown()),
-                ClaimsFormat::Json => println!("{}", report.json()),
-                ClaimsFormat::Text => print!("{}", report.text()),
+                ClaimsFormat::Md => out!("{}", report.markdown()),
+                ClaimsFormat::Json => outln!("{}", report.json()),
+                ClaimsFormat::Text => out!("{}", report.text()),
             }
             if report.all_confirmed() {
                 ExitCode::SUCCESS
@@ -517,14 +542,14 @@ pub fn main() -> ExitCode {
             match crate::init::init(&dir, &dep) {
                 Ok(done) => {
                     for p in &done.written {
-                        println!("wrote {}", p.display());
+                        outln!("wrote {}", p.display());
                     }
                     match done.add_to_manifest {
-                        Some(lines) => println!(
+                        Some(lines) => outln!(
                             "\nadd to {}:\n\n{lines}\nthen, as root: TWLAB_STRICT=1 cargo test --test twlab",
                             dir.join("Cargo.toml").display()
                         ),
-                        None => println!(
+                        None => outln!(
                             "\nthen, as root: cd {} && TWLAB_STRICT=1 cargo test",
                             dir.display()
                         ),
@@ -538,7 +563,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Doctor => {
-            print!("{}", doctor::report());
+            out!("{}", doctor::report());
             ExitCode::SUCCESS
         }
         Command::Schema { out } => {
@@ -632,16 +657,16 @@ fn merge_matrix(shards: &[PathBuf], out: &Path) -> ExitCode {
 /// column's directory relative to `out`); success when every kernel gave results and passed
 /// every case.
 fn write_matrix(m: &Matrix, out: &Path, links: &[Option<String>]) -> ExitCode {
-    print!("{}", m.text());
+    out!("{}", m.text());
     let json = out.join("matrix.json");
     match std::fs::write(&json, m.json() + "\n") {
-        Ok(()) => println!("matrix: results in {}", json.display()),
+        Ok(()) => outln!("matrix: results in {}", json.display()),
         Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
     }
     if m.kind == MatrixKind::Cases {
         let junit = out.join("junit.xml");
         match std::fs::write(&junit, m.junit()) {
-            Ok(()) => println!(
+            Ok(()) => outln!(
                 "matrix: JUnit (a testsuite per kernel) in {}",
                 junit.display()
             ),
@@ -651,7 +676,7 @@ fn write_matrix(m: &Matrix, out: &Path, links: &[Option<String>]) -> ExitCode {
     if let Some(page) = m.html(links) {
         let html = out.join("matrix.html");
         match std::fs::write(&html, page) {
-            Ok(()) => println!("matrix: HTML report in {}", html.display()),
+            Ok(()) => outln!("matrix: HTML report in {}", html.display()),
             Err(e) => eprintln!("twlab: failed to write {}: {e}", html.display()),
         }
     }
@@ -677,7 +702,7 @@ fn run(
     outputs: Outputs,
 ) -> ExitCode {
     for message in recover_host() {
-        println!("{message}");
+        outln!("{message}");
     }
     let mut trials = collect(&paths);
     if outputs.html.is_some() {
@@ -722,7 +747,7 @@ fn run(
         }
     }
     let (mut passed, mut xfail, mut failed, mut ignored) = (0, 0, 0, 0);
-    println!();
+    outln!();
     for (t, (e, _)) in trials.iter().zip(runs.iter()) {
         match &e.result {
             TrialResult::Passed(text) => {
@@ -732,43 +757,43 @@ fn run(
                     _ => None,
                 };
                 match judged {
-                    _ if verbose => println!("{text}"),
+                    _ if verbose => outln!("{text}"),
                     Some((case, report)) => {
-                        println!("ok   {}", headline(case, report));
+                        outln!("ok   {}", headline(case, report));
                         // Host-global changes are always listed, even for passing cases.
                         for line in host_change_lines(report) {
-                            println!("     {line}");
+                            outln!("     {line}");
                         }
                     }
                     None => match &t.kind {
-                        TrialKind::Refused { expected, .. } => println!(
+                        TrialKind::Refused { expected, .. } => outln!(
                             "ok   {}: refused before running, as the case expects (\"{expected}\")",
                             t.name
                         ),
-                        _ => println!("ok   {}", t.name),
+                        _ => outln!("ok   {}", t.name),
                     },
                 }
             }
             TrialResult::Xfail(text) => {
                 xfail += 1;
                 match (&t.kind, &e.report) {
-                    _ if verbose => println!("{text}"),
+                    _ if verbose => outln!("{text}"),
                     (TrialKind::Run { case, .. }, Some(report)) => {
-                        println!("xfail {}", headline(case, report));
+                        outln!("xfail {}", headline(case, report));
                         for line in &e.facts.xfails {
-                            println!("     {line}");
+                            outln!("     {line}");
                         }
                     }
-                    _ => println!("xfail {}", t.name),
+                    _ => outln!("xfail {}", t.name),
                 }
             }
             TrialResult::Failed(report) => {
                 failed += 1;
-                println!("=== FAILED {}\n{report}", t.name);
+                outln!("=== FAILED {}\n{report}", t.name);
             }
             TrialResult::Ignored(reason) => {
                 ignored += 1;
-                println!("--- skipped {}: {reason}", t.name);
+                outln!("--- skipped {}: {reason}", t.name);
             }
         }
     }
@@ -776,7 +801,7 @@ fn run(
         0 => String::new(),
         n => format!(", {n} xfail"),
     };
-    println!(
+    outln!(
         "\ntwlab: {passed} passed{xfail}, {failed} failed, {ignored} skipped in {:.1}s",
         started.elapsed().as_secs_f64()
     );

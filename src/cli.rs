@@ -658,29 +658,26 @@ fn merge_matrix(shards: &[PathBuf], out: &Path) -> ExitCode {
 /// every case.
 fn write_matrix(m: &Matrix, out: &Path, links: &[Option<String>]) -> ExitCode {
     out!("{}", m.text());
-    let json = out.join("matrix.json");
-    match std::fs::write(&json, m.json() + "\n") {
-        Ok(()) => outln!("matrix: results in {}", json.display()),
-        Err(e) => eprintln!("twlab: failed to write {}: {e}", json.display()),
-    }
+    let mut files = vec![("results", "matrix.json", m.json() + "\n")];
     if m.kind == MatrixKind::Cases {
-        let junit = out.join("junit.xml");
-        match std::fs::write(&junit, m.junit()) {
-            Ok(()) => outln!(
-                "matrix: JUnit (a testsuite per kernel) in {}",
-                junit.display()
-            ),
-            Err(e) => eprintln!("twlab: failed to write {}: {e}", junit.display()),
-        }
+        files.push(("JUnit (a testsuite per kernel)", "junit.xml", m.junit()));
     }
     if let Some(page) = m.html(links) {
-        let html = out.join("matrix.html");
-        match std::fs::write(&html, page) {
-            Ok(()) => outln!("matrix: HTML report in {}", html.display()),
-            Err(e) => eprintln!("twlab: failed to write {}: {e}", html.display()),
+        files.push(("HTML report", "matrix.html", page));
+    }
+    // A file CI was told to keep that is missing fails the command, as a failed case does.
+    let mut written = true;
+    for (what, name, text) in files {
+        let path = out.join(name);
+        match std::fs::write(&path, text) {
+            Ok(()) => outln!("matrix: {what} in {}", path.display()),
+            Err(e) => {
+                eprintln!("twlab: failed to write {}: {e}", path.display());
+                written = false;
+            }
         }
     }
-    if m.green() {
+    if m.green() && written {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -729,3 +729,34 @@ fn a_column_that_does_not_fit_its_kind_is_refused() {
         "{message}"
     );
 }
+
+/// A report file the matrix cannot write fails the command, though every kernel passed: CI
+/// was told to keep it.
+#[test]
+fn a_report_file_that_cannot_be_written_fails_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let green = vec![column(
+        "host",
+        "6.18.44-test",
+        false,
+        vec![trial("seeds/a::ipv4", Status::Passed, 0.5)],
+    )];
+    let paths = shards(dir.path(), &green);
+    let shard: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let fine = merge_into(&dir.path().join("fine"), &shard);
+    assert_eq!(fine.status.code(), Some(0), "{fine:?}");
+    let blocked = dir.path().join("blocked");
+    // A directory where the page would go.
+    std::fs::create_dir_all(blocked.join("matrix.html")).unwrap();
+    let run = merge_into(&blocked, &shard);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed to write") && stderr.contains("matrix.html"),
+        "{stderr}"
+    );
+    assert!(
+        blocked.join("matrix.json").is_file(),
+        "the other files are still written"
+    );
+}

@@ -170,6 +170,19 @@ fn seed_case_loads_in_a_temp_repo() {
 // ---------------------------------------------------------------------------------------------
 // Malformed YAML.
 
+/// YAML 1.1's `yes` is not a boolean in YAML 1.2, which editors and the schema follow: it is
+/// refused at its place, never read as true.
+#[test]
+fn yaml_1_1_booleans_are_refused() {
+    let text = case(
+        &format!("{LISTEN}  - connect: {{from: client, to: server, port: 8080, reuseaddr: yes}}\n"),
+        EXPECT_LISTEN_OK,
+    );
+    let err = refuse_one(&text);
+    assert_says(&err, &["true or false"]);
+    assert_at(&err, pos(&text, "yes"));
+}
+
 #[test]
 fn unclosed_bracket_at_end_of_file() {
     let text = format!("{HEAD}steps:\n{LISTEN}expect: [\n");

@@ -164,7 +164,7 @@ pub fn expected_refusal(source: &str) -> Option<(String, Option<ClaimSpec>)> {
         expect_invalid: Option<String>,
         claim: Option<ClaimSpec>,
     }
-    let probe = serde_saphyr::from_str::<Probe>(source).ok()?;
+    let probe = crate::vocab::parse_yaml::<Probe>(source).ok()?;
     Some((probe.expect_invalid?, probe.claim))
 }
 
@@ -202,7 +202,7 @@ fn load_case_source_with(
             "the file is empty (nothing but blank lines and comments)",
         )]));
     }
-    let file: CaseFile = serde_saphyr::from_str(&source)
+    let file: CaseFile = crate::vocab::parse_yaml(&source)
         .map_err(|e| CaseErrors(vec![SourceError::from_yaml(path, &source, &e)]))?;
     let topo_name = &file.topology;
     // A local `namespaces/NAME.yaml` first (it adds topologies or overrides a built-in one),

@@ -379,7 +379,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<SocketOptions, String> {
-        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+        crate::vocab::parse_yaml(yaml).map_err(|e| e.to_string())
     }
 
     #[test]

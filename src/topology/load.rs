@@ -35,7 +35,7 @@ pub fn parse_topology(
     origin: Origin,
 ) -> Result<Topology, CaseErrors> {
     let source = source.to_string();
-    let file: TopologyFile = serde_saphyr::from_str(&source)
+    let file: TopologyFile = crate::vocab::parse_yaml(&source)
         .map_err(|e| CaseErrors(vec![SourceError::from_yaml(path, &source, &e)]))?;
     let mut errors = Vec::new();
     let mut namespaces = Vec::new();

@@ -53,6 +53,15 @@ impl SourceError {
     }
 }
 
+/// Parses a case or topology file as YAML 1.2, as editors and `twlab schema`'s JSON Schema
+/// read it: a boolean is `true` or `false`, and YAML 1.1's `yes`, `no`, `on` and `off` are
+/// refused (at their place) rather than read as booleans an editor would call strings.
+pub fn parse_yaml<'de, T: serde::Deserialize<'de>>(
+    source: &'de str,
+) -> Result<T, serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options(source, serde_saphyr::options! { strict_booleans: true })
+}
+
 /// The bare message of a saphyr error, without its position (ours is printed in front) and
 /// without advice meant for the program rather than for the case's author.
 fn yaml_message(err: &serde_saphyr::Error) -> String {
@@ -69,6 +78,11 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     }
     if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
         return format!("{}: each key may appear once", &msg[..i]);
+    }
+    if msg.starts_with("invalid boolean") {
+        return "expected true or false (in YAML 1.2, as editors read it, yes, no, on and off \
+                are not booleans)"
+            .into();
     }
     if msg == "invalid u16" {
         return "expected a whole number from 0 to 65535".into();

@@ -18,7 +18,7 @@ mod tcp_state;
 
 pub use compare::Comparison;
 pub use conntrack_state::CONNTRACK_TCP_STATES;
-pub use diagnostic::{CaseErrors, SourceError, panic_message};
+pub use diagnostic::{CaseErrors, SourceError, panic_message, parse_yaml};
 pub use duration::{CaseDuration, DURATION_PATTERN};
 pub use family::{Family, Role, SocketFamily};
 pub use outcome::{EARLY_EOF, LIMIT, OK, Outcome, TIMEOUT, errno_by_name, is_outcome_name};

@@ -10,13 +10,14 @@ use std::path::Path;
 
 use twlab::profile::KeyClass;
 use twlab::runner::rollout::{
-    Change, FailOn, RolloutOptions, RolloutReport, SubjectReport, decisive, rollout,
+    Change, FailOn, RolloutOptions, RolloutReport, SubjectReport, decisive, rollout, sufficient,
 };
 
 tests_main!(harness::NAMESPACES => [
     every_kind_of_key_in_the_example_profile_gets_its_class,
     the_host_keeps_its_values,
     timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects,
+    two_keys_that_each_prevent_exhaustion_are_both_named,
     a_profile_that_touches_no_close_behaviour_changes_nothing,
     from_host_takes_the_values_that_differ_from_a_new_namespace,
 ]);
@@ -92,6 +93,46 @@ fn timestamps_off_defeats_tw_reuse_and_breaks_bound_reconnects() {
             assert!(!w[field].is_null(), "{field} missing in {w}");
         }
     }
+}
+
+/// tcp_tw_reuse=1 and a wide port range (as in the example profile) each keep the churning
+/// client from running out of ports: leaving out either keeps the change, so no key decides
+/// it, and the runs with one key only name both; tcp_keepalive_time alone does nothing.
+fn two_keys_that_each_prevent_exhaustion_are_both_named() {
+    let report = against(
+        "tests/fixtures/either-or.conf",
+        &["cases/rollout/client-closes-churn.yaml"],
+    );
+    let churn = workload(&report, "client-closes-churn");
+    assert_eq!(churn.change, Change::Better, "{churn:?}");
+    assert!(decisive(churn).is_empty(), "{churn:?}");
+    let mut either = sufficient(churn);
+    either.sort();
+    assert_eq!(
+        either,
+        ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"],
+        "{churn:?}"
+    );
+    // The third key alone leaves the defaults' verdicts.
+    let others: Vec<(&str, &str)> = churn
+        .alone
+        .iter()
+        .filter(|a| !either.contains(&a.key.as_str()))
+        .map(|a| (a.key.as_str(), a.result.as_str()))
+        .collect();
+    assert_eq!(
+        others,
+        [("net.ipv4.tcp_keepalive_time", "defaults")],
+        "{:?}",
+        churn.alone
+    );
+    assert!(
+        report
+            .text()
+            .contains("each of net.ipv4.tcp_tw_reuse, net.ipv4.ip_local_port_range alone makes it"),
+        "{}",
+        report.text()
+    );
 }
 
 /// A distribution's latency profile sets one per-namespace key (tcp_fastopen) and otherwise

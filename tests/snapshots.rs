@@ -338,6 +338,7 @@ fn rollout_report_in_each_format() {
                     key: "net.ipv4.tcp_fin_timeout".into(),
                     result: "defaults".into(),
                 }],
+                alone: vec![],
                 ablation_note: None,
             },
             SubjectReport {
@@ -351,6 +352,7 @@ fn rollout_report_in_each_format() {
                 changed: false,
                 figures: vec![],
                 ablation: vec![],
+                alone: vec![],
                 ablation_note: None,
             },
         ],

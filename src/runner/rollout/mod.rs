@@ -10,4 +10,5 @@ pub use keys::{FROM_HOST, KeyReport, Overridden, profile_from_host, same_value};
 pub use run::{FailOn, RolloutOptions, RolloutReport, rollout, rollout_watched};
 pub use workloads::{
     Ablation, Change, Figure, RunSummary, SubjectKind, SubjectReport, SubjectRuns, decisive,
+    sufficient,
 };

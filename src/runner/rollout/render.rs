@@ -6,7 +6,7 @@ use crate::profile::KeyClass;
 
 use super::keys::KeyReport;
 use super::run::RolloutReport;
-use super::workloads::{Change, SubjectReport, decisive};
+use super::workloads::{Change, SubjectReport, decisive, sufficient};
 
 const CLASS_ORDER: [KeyClass; 6] = [
     KeyClass::Applied,
@@ -40,6 +40,16 @@ fn attempts_line(s: &SubjectReport) -> String {
         s.baseline.resets,
         s.profile.resets
     )
+}
+
+/// The keys that decide a change for the Markdown table: the decisive ones, or else those
+/// that each make it alone (`A or B`).
+fn deciders(s: &SubjectReport) -> String {
+    let decisive = decisive(s);
+    if !decisive.is_empty() {
+        return decisive.join(", ");
+    }
+    sufficient(s).join(" or ")
 }
 
 /// What the ablation found, in words: the keys that decide, those that are part of the
@@ -81,6 +91,17 @@ fn ablation_line(s: &SubjectReport) -> Option<String> {
             "{none} other key{} made no difference alone",
             if none == 1 { "" } else { "s" }
         ));
+    }
+    if !s.alone.is_empty() {
+        let enough = sufficient(s);
+        parts.push(match enough.len() {
+            0 => "and no key alone makes it: it takes several together".to_string(),
+            1 => format!("{} alone makes it", enough[0]),
+            _ => format!(
+                "each of {} alone makes it (either suffices)",
+                enough.join(", ")
+            ),
+        });
     }
     let mut line = parts.join("; ");
     if let Some(note) = &s.ablation_note {
@@ -287,7 +308,7 @@ impl RolloutReport {
                     s.case,
                     s.change.name(),
                     cell(&what),
-                    cell(&decisive(s).join(", "))
+                    cell(&deciders(s))
                 );
             }
         };

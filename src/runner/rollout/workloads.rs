@@ -109,6 +109,11 @@ pub struct SubjectReport {
     pub changed: bool,
     pub figures: Vec<Figure>,
     pub ablation: Vec<Ablation>,
+    /// When leaving out no single key undid the change: one run per key with only that key
+    /// set (`profile`: it makes the whole change alone; `defaults`: nothing alone; `other`:
+    /// a part). Keys that each suffice alone are an either-or the one-key-out runs cannot see.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alone: Vec<Ablation>,
     /// Why the ablation stopped short or did not run, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ablation_note: Option<String>,
@@ -400,11 +405,13 @@ pub fn run_subjects(
                 baseline,
                 profile,
                 ablation: Vec::new(),
+                alone: Vec::new(),
                 ablation_note: None,
             }
         })
         .collect();
     ablate(&subjects, &mut reports, &used, opts, watch);
+    alone(&subjects, &mut reports, &used, opts, watch);
     (reports, notes, sides)
 }
 
@@ -474,6 +481,56 @@ fn ablate(
             result: result.into(),
         });
     }
+}
+
+/// For each changed subject where no key decided (leaving out any one key kept the change),
+/// one run per key the ablation left out, with only that key of the profile set.
+fn alone(
+    subjects: &[Subject],
+    reports: &mut [SubjectReport],
+    used: &[&KeyReport],
+    opts: &RunOptions,
+    watch: &dyn Watch,
+) {
+    let mut specs = Vec::new();
+    let mut owners = Vec::new();
+    for (i, (s, r)) in subjects.iter().zip(reports.iter()).enumerate() {
+        if r.ablation.is_empty() || !decisive(r).is_empty() {
+            continue;
+        }
+        for a in &r.ablation {
+            let Some(k) = used.iter().find(|k| k.key == a.key) else {
+                continue;
+            };
+            specs.push(spec(
+                format!("{} [only {}]", s.spec_name, k.key),
+                Arc::new(with_profile(&s.case, &[*k], &s.roles, None)),
+                s.family,
+            ));
+            owners.push((i, k.key.clone()));
+        }
+    }
+    if specs.is_empty() {
+        return;
+    }
+    let runs = run_observed(&specs, opts.jobs, opts.include_slow, watch);
+    for ((i, key), (run, _)) in owners.into_iter().zip(runs.iter()) {
+        let r = &mut reports[i];
+        let result = side(&r.baseline.holds, &r.profile.holds, &summary(run).holds);
+        r.alone.push(Ablation {
+            key,
+            result: result.into(),
+        });
+    }
+}
+
+/// The keys that each make a subject's whole change alone.
+pub fn sufficient(r: &SubjectReport) -> Vec<&str> {
+    r.alone
+        .iter()
+        .filter(|a| a.result == "profile")
+        .map(|a| a.key.as_str())
+        .collect()
 }
 
 /// Which side a one-key-out run takes on the expectations the profile changed: all back to

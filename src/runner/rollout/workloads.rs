@@ -469,18 +469,39 @@ fn ablate(
             owners.push((i, k.key.clone()));
         }
     }
+    for (i, found) in judge_variants(reports, &specs, owners, opts, watch) {
+        reports[i].ablation.push(found);
+    }
+}
+
+/// Runs a profile's variants (`owners[n]` is `specs[n]`'s subject and key) and says which
+/// side each takes on its subject's changed verdicts.
+fn judge_variants(
+    reports: &[SubjectReport],
+    specs: &[TrialSpec],
+    owners: Vec<(usize, String)>,
+    opts: &RunOptions,
+    watch: &dyn Watch,
+) -> Vec<(usize, Ablation)> {
     if specs.is_empty() {
-        return;
+        return Vec::new();
     }
-    let runs = run_observed(&specs, opts.jobs, opts.include_slow, watch);
-    for ((i, key), (run, _)) in owners.into_iter().zip(runs.iter()) {
-        let r = &mut reports[i];
-        let result = side(&r.baseline.holds, &r.profile.holds, &summary(run).holds);
-        r.ablation.push(Ablation {
-            key,
-            result: result.into(),
-        });
-    }
+    let runs = run_observed(specs, opts.jobs, opts.include_slow, watch);
+    owners
+        .into_iter()
+        .zip(runs.iter())
+        .map(|((i, key), (run, _))| {
+            let r = &reports[i];
+            let result = side(&r.baseline.holds, &r.profile.holds, &summary(run).holds);
+            (
+                i,
+                Ablation {
+                    key,
+                    result: result.into(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// For each changed subject where no key decided (leaving out any one key kept the change),
@@ -510,17 +531,8 @@ fn alone(
             owners.push((i, k.key.clone()));
         }
     }
-    if specs.is_empty() {
-        return;
-    }
-    let runs = run_observed(&specs, opts.jobs, opts.include_slow, watch);
-    for ((i, key), (run, _)) in owners.into_iter().zip(runs.iter()) {
-        let r = &mut reports[i];
-        let result = side(&r.baseline.holds, &r.profile.holds, &summary(run).holds);
-        r.alone.push(Ablation {
-            key,
-            result: result.into(),
-        });
+    for (i, found) in judge_variants(reports, &specs, owners, opts, watch) {
+        reports[i].alone.push(found);
     }
 }
 

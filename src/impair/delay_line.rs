@@ -10,8 +10,16 @@
 //!   has its own release time, so packets reorder, as netem's jitter does.
 //! - Timing: the holder sleeps in `ppoll` on the queue socket until the next release time
 //!   (nanosecond timeout, timer slack 1 ns), set early by its learnt wake-up latency and spun
-//!   for the rest, so releases are within tens of µs. A hold is timed from when the holder reads
-//!   the packet's notice: the holder's own wake-up on arrival (0.1-0.2 ms in a VM) is added.
+//!   for the rest, so releases are within tens of µs. The holder is a SCHED_FIFO thread (as
+//!   netem's release is a kernel timer): as an ordinary thread it was a scheduler tick (4 ms)
+//!   late whenever the case's own threads kept both CPUs busy. In a VM the host can still take
+//!   its CPU (steal time); [`DelayStats::late_p99`] says how late it was. A hold is timed from
+//!   when the holder reads the packet's notice: the holder's own wake-up on arrival (0.1-0.2 ms
+//!   in a VM) is added.
+//! - CPU: at saturation the real-time holder keeps its CPU, so on 2 CPUs a sender and receiver
+//!   share the other one (measured at 157 000 datagrams/s: the receiver drained 97 000/s and
+//!   its buffer dropped the rest; an ordinary holder let 153 000/s through). Cases run at
+//!   thousands of connections a second, a few percent of that.
 //! - Queue length: at most [`QUEUE_MAXLEN`] packets are held; beyond it the kernel drops new
 //!   packets (fail-closed, like netem's `limit`) and counts them, reported in
 //!   [`DelayStats::dropped_queue_full`]. Fail-open would let overflow packets skip the delay and
@@ -83,12 +91,20 @@ pub struct DelayStats {
     pub gso_packets: u64,
     /// Most packets held at once.
     pub max_held: usize,
-    /// Achieved hold times: from reading the packet's notice to sending its verdict.
+    /// Achieved hold times: from reading the packet's notice to sending its verdict, over the
+    /// packets released on time (not those `stop` let go early). Each is the packet's drawn
+    /// hold (`delay` ± jitter) plus how late its verdict was, so lateness only lengthens holds:
+    /// `hold_min` is never below `delay - jitter`, and `hold_p99` never above `delay + jitter
+    /// + late_p99` (one set of samples gives both percentiles).
+    pub hold_min: Duration,
     pub hold_p50: Duration,
     pub hold_p99: Duration,
-    /// How late verdicts were against their release times.
+    /// How late verdicts were against their release times. A real-time holder is late by tens
+    /// of µs; more means its CPU was taken (in a VM, by the host: steal time).
     pub late_p99: Duration,
     pub late_max: Duration,
+    /// Packets still held at `stop`, released before their time.
+    pub released_early: u64,
     /// Dropped by the kernel because QUEUE_MAXLEN packets were held (`queue_dropped`).
     pub dropped_queue_full: u64,
     /// Dropped by the kernel because the notice could not be delivered to the socket
@@ -98,6 +114,37 @@ pub struct DelayStats {
     pub verdict_errors: u64,
     /// The holder stopped early (its queue socket failed): packets then passed undelayed.
     pub failure: Option<String>,
+    /// How the holder thread was scheduled.
+    pub scheduling: Scheduling,
+}
+
+/// How a delay line's holder thread was scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// SCHED_FIFO: releases are on time however busy the CPUs are.
+    Realtime,
+    /// An ordinary thread, because the kernel refused SCHED_FIFO (`refused`) or the holder
+    /// never ran: busy CPUs can make its releases a scheduler tick late.
+    Ordinary { refused: Option<Errno> },
+}
+
+impl Default for Scheduling {
+    fn default() -> Scheduling {
+        Scheduling::Ordinary { refused: None }
+    }
+}
+
+impl std::fmt::Display for Scheduling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scheduling::Realtime => write!(f, "real-time holder"),
+            Scheduling::Ordinary { refused: Some(e) } => write!(
+                f,
+                "ordinary holder (SCHED_FIFO refused: {e}; releases can be a tick late on busy CPUs)"
+            ),
+            Scheduling::Ordinary { refused: None } => write!(f, "ordinary holder"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

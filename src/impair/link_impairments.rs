@@ -376,13 +376,14 @@ impl LinkImpairments {
             if let Some(line) = d.delay.take() {
                 let s = line.stop();
                 self.log.push(format!(
-                    "delay line {} -> {}: {} packets held, hold p50 {:.1} ms, p99 {:.1} ms, late p99 {:.2} ms",
+                    "delay line {} -> {}: {} packets held, hold p50 {:.1} ms, p99 {:.1} ms, late p99 {:.2} ms, {}",
                     d.from,
                     d.to,
                     s.packets,
                     s.hold_p50.as_secs_f64() * 1e3,
                     s.hold_p99.as_secs_f64() * 1e3,
-                    s.late_p99.as_secs_f64() * 1e3
+                    s.late_p99.as_secs_f64() * 1e3,
+                    s.scheduling
                 ));
             }
         }

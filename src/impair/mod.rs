@@ -10,7 +10,9 @@ mod offload;
 mod probe;
 pub mod qdisc;
 
-pub use delay_line::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook, QUEUE_MAXLEN};
+pub use delay_line::{
+    DelayLine, DelayLineError, DelaySpec, DelayStats, Hook, QUEUE_MAXLEN, Scheduling,
+};
 pub use link_impairments::{ImpairError, LinkImpairments, ResolvedBackend};
 pub use nft::NftError;
 pub use probe::netem_available;

@@ -41,6 +41,8 @@ pub(super) struct Holder {
     seq: u64,
     rng: SplitMix64,
     samples: Samples,
+    /// Shortest hold released on time (over every packet, not just the kept samples).
+    hold_min: Option<Duration>,
     stats: DelayStats,
 }
 
@@ -69,6 +71,7 @@ impl Holder {
             seq: 0,
             rng: SplitMix64(seed),
             samples: Samples::default(),
+            hold_min: None,
             stats: DelayStats::default(),
         }
     }
@@ -76,6 +79,10 @@ impl Holder {
     pub(super) fn run(mut self) -> DelayStats {
         // Wake at the release time, not up to 50 µs (the default timer slack) after it.
         let _ = nix::sys::prctl::set_timerslack(1);
+        self.stats.scheduling = match become_realtime() {
+            Ok(()) => Scheduling::Realtime,
+            Err(e) => Scheduling::Ordinary { refused: Some(e) },
+        };
         if let Err(e) = self.serve() {
             self.stats.failure = Some(e);
         }
@@ -127,6 +134,9 @@ impl Holder {
             }
             self.spin_to_next_release();
             self.release(Instant::now())?;
+            // A real-time thread runs until it blocks: when this one has more to do at once,
+            // the other delay lines on its CPU (same priority) get their turn first.
+            std::thread::yield_now();
         }
     }
 
@@ -193,10 +203,17 @@ impl Holder {
             .accept(h.id)
             .map_err(|e| format!("sending verdicts failed: {e}"))?;
         let now = Instant::now();
+        self.stats.packets += 1;
+        if now < h.due {
+            // Only `stop` releases a packet before its time; its hold is no sample of the link.
+            self.stats.released_early += 1;
+            return Ok(());
+        }
+        // hold = scheduled hold + late, exactly: both are read from this one `now`.
         let hold = now.saturating_duration_since(h.queued);
         let late = now.saturating_duration_since(h.due);
-        self.stats.packets += 1;
         self.stats.late_max = self.stats.late_max.max(late);
+        self.hold_min = Some(self.hold_min.map_or(hold, |m| m.min(hold)));
         self.samples.add(hold, late, &mut self.rng);
         Ok(())
     }
@@ -250,9 +267,29 @@ impl Holder {
         self.stats.verdict_errors = self.queue.verdict_errors;
         let (hold, late) = self.samples.percentiles();
         (self.stats.hold_p50, self.stats.hold_p99) = (hold.0, hold.1);
+        self.stats.hold_min = self.hold_min.unwrap_or_default();
         self.stats.late_p99 = late.1;
         self.stats
     }
+}
+
+/// The holder's SCHED_FIFO priority: above every ordinary thread, below the kernel's own
+/// real-time threads (migration, watchdogs at 99).
+pub(super) const RT_PRIORITY: i32 = 10;
+
+/// Puts the calling thread in SCHED_FIFO at [`RT_PRIORITY`], as netem's release is a kernel
+/// timer that no process outruns: as an ordinary thread the holder waits its turn behind the
+/// case's own busy threads, a scheduler tick (4 ms at HZ=250) late on 2 busy CPUs. Its spin is
+/// bounded by [`MAX_LEAD`] and the kernel's RT throttling (`sched_rt_runtime_us`) still holds.
+/// Err where the kernel refuses (no CAP_SYS_NICE, an RT-less cgroup): the line then runs as
+/// an ordinary thread and says so.
+pub(super) fn become_realtime() -> Result<(), Errno> {
+    let param = libc::sched_param {
+        sched_priority: RT_PRIORITY,
+    };
+    // SAFETY: pid 0 is the calling thread; param is a valid sched_param for the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
 /// `delay` plus a uniform offset in [-jitter, +jitter], clamped at zero.

@@ -11,8 +11,8 @@ mod pingpong;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong};
-use twlab::impair::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook};
+use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong, udp_counter};
+use twlab::impair::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook, Scheduling};
 use twlab::netns::Lab;
 
 tests_main!(harness::NAMESPACES => [
@@ -47,17 +47,20 @@ fn both_ways(lab: &Lab, spec: DelaySpec) -> [DelayLine; 2] {
     ]
 }
 
+/// The link's RTT is the shortest round trip: a round trip can never beat the delays, and
+/// everything else (the endpoints' threads waiting for a CPU, a VM's steal time) only adds,
+/// so the minimum is checked (as TCP's min_rtt), tightly; the median is printed.
 fn assert_rtt_near(rtts: &[Duration], target_ms: f64, what: &str) {
-    let median = median_ms(rtts);
+    let min = ms(percentile(rtts, 0.0));
     eprintln!(
-        "{what}: median {median:.2} ms, min {:.2}, p99 {:.2} over {} round trips",
-        ms(percentile(rtts, 0.0)),
+        "{what}: min {min:.2} ms, median {:.2}, p99 {:.2} over {} round trips",
+        median_ms(rtts),
         ms(percentile(rtts, 0.99)),
         rtts.len()
     );
     assert!(
-        (median - target_ms).abs() <= 2.0,
-        "{what}: median RTT {median:.2} ms, expected {target_ms} ± 2 ms; all: {rtts:?}"
+        min >= target_ms && min <= target_ms + 1.0,
+        "{what}: shortest RTT {min:.2} ms, expected {target_ms} to {target_ms} + 1 ms; all: {rtts:?}"
     );
 }
 
@@ -74,6 +77,9 @@ fn assert_clean(lines: [DelayLine; 2], delay: Duration) {
             "{name}: {s:?}"
         );
         assert_eq!(s.verdict_errors, 0, "{name}: {s:?}");
+        assert!(s.hold_min >= delay, "{name}: released early: {s:?}");
+        // As root the holder gets SCHED_FIFO; an ordinary thread waits behind busy ones.
+        assert_eq!(s.scheduling, Scheduling::Realtime, "{name}: {s:?}");
         let off = (ms(s.hold_p50) - ms(delay)).abs();
         assert!(off < 1.0, "{name}: hold p50 {:?} for {delay:?}", s.hold_p50);
     }
@@ -159,7 +165,15 @@ fn without_jitter_packets_keep_their_order() {
     let (client, server) = pingpong::udp_pair(&lab, SERVER_V4);
     let got = pingpong::udp_sequence(client, server, 3000, Duration::ZERO);
     let stats = line.stop();
-    assert_eq!(got.len(), 3000, "all datagrams arrive: {stats:?}");
+    let overflows = lab
+        .ns("server")
+        .run(|| udp_counter("RcvbufErrors"))
+        .expect("server thread");
+    assert_eq!(
+        got.len(),
+        3000,
+        "all datagrams arrive (server Udp.RcvbufErrors {overflows}): {stats:?}"
+    );
     assert!(
         got.windows(2).all(|w| w[0] < w[1]),
         "reordered without jitter"
@@ -179,10 +193,22 @@ fn jitter_spreads_the_hold_times() {
     let s = line.stop();
     eprintln!("jitter ±4 ms: {s:?}");
     assert_eq!(got.len(), 500);
-    assert!((ms(s.hold_p50) - 10.0).abs() < 1.0, "{s:?}");
+    // Each hold is its draw from 10 ± 4 ms plus how late its release was, and lateness is the
+    // machine's (in a VM the host takes the CPU for milliseconds at times, whatever the
+    // holder's priority: a late p99 of 17 ms was seen on an idle machine with 3% steal time).
+    // So the spread is checked where lateness cannot reach it, the shortest hold, and above
+    // against the line's own lateness, a bound lateness cannot break.
+    let late = ms(s.late_p99);
     assert!(
-        ms(s.hold_p99) > 13.0 && ms(s.hold_p99) < 16.0,
-        "p99 of 10 ± 4 ms uniform: {s:?}"
+        ms(s.hold_min) >= 6.0 && ms(s.hold_min) < 6.5,
+        "the shortest of 500 holds from 10 ± 4 ms is just over 6 ms: {s:?}"
+    );
+    assert!(ms(s.hold_p50) > 9.0, "{s:?}");
+    assert!(ms(s.hold_p50) < 11.0 + late, "{s:?}");
+    assert!(ms(s.hold_p99) > 13.0, "the spread reaches 14 ms: {s:?}");
+    assert!(
+        ms(s.hold_p99) <= 14.0 + late + 0.001,
+        "p99 of 10 ± 4 ms plus lateness: {s:?}"
     );
     assert!(
         got.windows(2).any(|w| w[0] > w[1]),

@@ -146,6 +146,14 @@ pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Durat
     server
         .set_read_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
+    // Room for every datagram at once (a small one costs about 1 KB of buffer), so a receiver
+    // thread that is not scheduled while a burst is released loses nothing: what is counted
+    // is the link's doing, not the reader's.
+    let room = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2048);
+    nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::RcvBufForce, &room)
+        .expect("SO_RCVBUFFORCE (root)");
     let receiver = collect_numbers(server);
     for i in 0..count {
         client.send(&i.to_le_bytes()).expect("send");
@@ -154,4 +162,18 @@ pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Durat
         }
     }
     receiver.join().expect("receiver")
+}
+
+/// A Udp counter of the calling thread's namespace (/proc/thread-self: /proc/self/net would
+/// be the process's first thread's).
+pub fn udp_counter(name: &str) -> u64 {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("snmp");
+    let mut rows = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (rows.next().expect("names"), rows.next().expect("values"));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("a Udp counter")
 }

@@ -11,7 +11,7 @@ mod pingpong;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use pingpong::{SERVER_V4, ms, percentile, ping_pong};
+use pingpong::{SERVER_V4, ms, percentile, ping_pong, udp_counter};
 use twlab::impair::{DelayLine, DelaySpec, DelayStats, Hook};
 use twlab::netns::Lab;
 
@@ -66,6 +66,8 @@ struct RateRow {
     label: &'static str,
     sent: u64,
     delivered: u64,
+    /// Datagrams the server's full receive buffer dropped (its namespace's Udp.RcvbufErrors).
+    overflowed: u64,
     line: Option<DelayStats>,
 }
 
@@ -78,6 +80,10 @@ fn rate_row(with_queue: bool) -> RateRow {
     let (client, server) = pingpong::udp_pair(&lab, SERVER_V4);
     let duration = Duration::from_secs_f64(RATE_SECONDS);
     let (sent, got) = pingpong::udp_blast(client, server, duration, Duration::from_millis(300));
+    let overflowed = lab
+        .ns("server")
+        .run(|| udp_counter("RcvbufErrors"))
+        .expect("server thread");
     RateRow {
         label: if with_queue {
             "delay line, 0 ms"
@@ -86,6 +92,7 @@ fn rate_row(with_queue: bool) -> RateRow {
         },
         sent,
         delivered: got.len() as u64,
+        overflowed,
         line: line.map(DelayLine::stop),
     }
 }
@@ -208,8 +215,15 @@ fn main() {
         "Packet rate: 16-byte UDP datagrams client -> server from one thread for {RATE_SECONDS} s"
     );
     println!(
-        "  {:<18} {:>12} {:>14} {:>16} {:>22} {:>9} {:>8}",
-        "path", "sent/s", "delivered/s", "via queue/s", "dropped: full/socket", "max held", "ratio"
+        "  {:<18} {:>10} {:>12} {:>14} {:>14} {:>22} {:>9} {:>6}",
+        "path",
+        "sent/s",
+        "delivered/s",
+        "rcvbuf drop/s",
+        "via queue/s",
+        "queue drop: full/sock",
+        "max held",
+        "ratio"
     );
     for r in [&base, &queued] {
         let per_s = |n: u64| format!("{:.0}", n as f64 / RATE_SECONDS);
@@ -222,10 +236,11 @@ fn main() {
             None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "  {:<18} {:>12} {:>14} {:>16} {:>22} {:>9} {:>8.2}",
+            "  {:<18} {:>10} {:>12} {:>14} {:>14} {:>22} {:>9} {:>6.2}",
             r.label,
             per_s(r.sent),
             per_s(r.delivered),
+            per_s(r.overflowed),
             via,
             dropped,
             held,

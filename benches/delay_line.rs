@@ -11,9 +11,10 @@ mod pingpong;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use pingpong::{SERVER_V4, ms, percentile, ping_pong, udp_counter};
+use pingpong::{SERVER_V4, ms, percentile, ping_pong};
 use twlab::impair::{DelayLine, DelaySpec, DelayStats, Hook};
 use twlab::netns::Lab;
+use twlab::observe::Counters;
 
 const RATE_SECONDS: f64 = 2.0;
 
@@ -82,8 +83,12 @@ fn rate_row(with_queue: bool) -> RateRow {
     let (sent, got) = pingpong::udp_blast(client, server, duration, Duration::from_millis(300));
     let overflowed = lab
         .ns("server")
-        .run(|| udp_counter("RcvbufErrors"))
-        .expect("server thread");
+        .run(Counters::read_current)
+        .expect("server thread")
+        .expect("server counters")
+        .get("Udp.RcvbufErrors")
+        .expect("Udp.RcvbufErrors")
+        .unsigned_abs();
     RateRow {
         label: if with_queue {
             "delay line, 0 ms"

@@ -11,9 +11,10 @@ mod pingpong;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong, udp_counter};
+use pingpong::{SERVER_V4, SERVER_V6, median_ms, ms, percentile, ping_pong};
 use twlab::impair::{DelayLine, DelayLineError, DelaySpec, DelayStats, Hook, Scheduling};
 use twlab::netns::Lab;
+use twlab::observe::Counters;
 
 tests_main!(harness::NAMESPACES => [
     twenty_ms_each_way_gives_a_forty_ms_tcp_rtt_over_ipv4,
@@ -167,8 +168,11 @@ fn without_jitter_packets_keep_their_order() {
     let stats = line.stop();
     let overflows = lab
         .ns("server")
-        .run(|| udp_counter("RcvbufErrors"))
-        .expect("server thread");
+        .run(Counters::read_current)
+        .expect("server thread")
+        .expect("server counters")
+        .get("Udp.RcvbufErrors")
+        .expect("Udp.RcvbufErrors");
     assert_eq!(
         got.len(),
         3000,

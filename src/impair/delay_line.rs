@@ -94,8 +94,9 @@ pub struct DelayStats {
     /// Achieved hold times: from reading the packet's notice to sending its verdict, over the
     /// packets released on time (not those `stop` let go early). Each is the packet's drawn
     /// hold (`delay` ± jitter) plus how late its verdict was, so lateness only lengthens holds:
-    /// `hold_min` is never below `delay - jitter`, and `hold_p99` never above `delay + jitter
-    /// + late_p99` (one set of samples gives both percentiles).
+    /// `hold_min` is never below `delay - jitter`, and while the spec stays the same `hold_p99`
+    /// is never above `delay + jitter + late_p99` (one set of samples gives both percentiles).
+    /// After `set` lowers an unjittered delay, packets also wait for those queued before them.
     pub hold_min: Duration,
     pub hold_p50: Duration,
     pub hold_p99: Duration,

@@ -163,17 +163,3 @@ pub fn udp_sequence(client: UdpSocket, server: UdpSocket, count: u64, gap: Durat
     }
     receiver.join().expect("receiver")
 }
-
-/// A Udp counter of the calling thread's namespace (/proc/thread-self: /proc/self/net would
-/// be the process's first thread's).
-pub fn udp_counter(name: &str) -> u64 {
-    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("snmp");
-    let mut rows = snmp.lines().filter(|l| l.starts_with("Udp: "));
-    let (names, values) = (rows.next().expect("names"), rows.next().expect("values"));
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| v.parse().ok())
-        .expect("a Udp counter")
-}

@@ -134,8 +134,9 @@ impl Holder {
             }
             self.spin_to_next_release();
             self.release(Instant::now())?;
-            // A real-time thread runs until it blocks: when this one has more to do at once,
-            // the other delay lines on its CPU (same priority) get their turn first.
+            // A real-time thread runs until it blocks, and the next ppoll need not block: the
+            // other delay lines on this CPU (same priority) get their turn between wake-ups.
+            // One syscall per wake-up, returning at once when no other line is runnable.
             std::thread::yield_now();
         }
     }
